@@ -1,0 +1,82 @@
+"""Configuration checks: misconfiguration fails here, before the first request.
+
+They run with every management command (Django's system checks) and, through
+``refuse_to_start_if_misconfigured``, when a WSGI server loads the application.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+SUPPORTED_SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
+
+
+def _secret_key_is_insecure(key: str) -> bool:
+    return key == settings.INSECURE_SECRET_KEY or key.startswith("django-insecure") or len(key) < 32
+
+
+@register()
+def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if not settings.DEBUG and _secret_key_is_insecure(settings.SECRET_KEY):
+        messages.append(
+            Error(
+                "SECRET_KEY is the insecure development default (or shorter than 32 characters).",
+                hint="Set SECRET_KEY in the environment, e.g. to the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
+                id="authserver.E001",
+            )
+        )
+    issuer = urlsplit(settings.ISSUER)
+    if not settings.ISSUER:
+        if not settings.DEBUG:
+            messages.append(
+                Error(
+                    "ISSUER is not set.",
+                    hint="Set ISSUER to the public base URL, e.g. https://auth.example.com.",
+                    id="authserver.E002",
+                )
+            )
+    elif issuer.scheme not in ("http", "https") or not issuer.netloc or issuer.query or issuer.fragment:
+        messages.append(
+            Error(
+                f"ISSUER {settings.ISSUER!r} is not an http(s) URL without query or fragment.",
+                id="authserver.E003",
+            )
+        )
+    if settings.SECRET_HASH_KEY and len(settings.SECRET_HASH_KEY) < 32:
+        messages.append(
+            Error("SECRET_HASH_KEY must be at least 32 characters long.", id="authserver.E004")
+        )
+    if settings.SIGNING_ALG not in SUPPORTED_SIGNING_ALGS:
+        messages.append(
+            Error(
+                f"SIGNING_ALG {settings.SIGNING_ALG!r} is not supported.",
+                hint=f"Use one of {', '.join(SUPPORTED_SIGNING_ALGS)}.",
+                id="authserver.E005",
+            )
+        )
+    if not settings.SECRET_HASH_KEY and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "SECRET_HASH_KEY is not set; client secrets are hashed with a key derived "
+                "from SECRET_KEY, so rotating SECRET_KEY would void every client secret.",
+                hint="Set SECRET_HASH_KEY (at least 32 characters) in the environment.",
+                id="authserver.W001",
+            )
+        )
+    return messages
+
+
+def refuse_to_start_if_misconfigured() -> None:
+    """Raise ``ImproperlyConfigured`` listing every configuration error."""
+    errors = [m for m in check_configuration() if m.is_serious()]
+    if errors:
+        raise ImproperlyConfigured(
+            "; ".join(f"{m.id}: {m.msg} {m.hint or ''}".strip() for m in errors)
+        )

@@ -1,0 +1,16 @@
+"""gunicorn settings; every value can be overridden with GUNICORN_* style flags or env."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "sync"
+# Load the app before forking so a misconfiguration stops the master at once.
+preload_app = True
+keepalive = 5
+timeout = 30
+graceful_timeout = 20
+accesslog = os.environ.get("ACCESS_LOG", "-")
+# The access log never records query strings or headers that may carry credentials.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'

@@ -1,0 +1,188 @@
+"""Django settings for authserver.
+
+This is the only module that reads the environment (design §7). Every variable is
+optional for a local run; README lists them all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+
+from authserver.durations import parse_duration
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+# A fixed, recognisable development key: with DEBUG off the server refuses it
+# (authserver.checks), so it can never protect a production deployment.
+INSECURE_SECRET_KEY = "django-insecure-authserver-development-only-do-not-deploy"
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_SECRET_KEY)
+
+# Keyed hash for client secrets (clients.secrets). Unset: derived from SECRET_KEY
+# with HKDF, and a system check warns that rotating SECRET_KEY voids every secret.
+SECRET_HASH_KEY = env.str("SECRET_HASH_KEY", default="")
+# Earlier hash keys, comma-separated, still accepted for secrets hashed with them.
+SECRET_HASH_OLD_KEYS = env.list("SECRET_HASH_OLD_KEYS", default=[])
+
+# Public base URL: `iss` of every token and the base of every URL in the metadata.
+# Never derived from the Host header. Required with DEBUG off.
+ISSUER = env.str("ISSUER", default="http://127.0.0.1:8000" if DEBUG else "").rstrip("/")
+_issuer = urlsplit(ISSUER)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+if _issuer.hostname and _issuer.hostname not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_issuer.hostname)
+
+# Token lifetimes and signing.
+ACCESS_TOKEN_TTL = parse_duration(env.str("ACCESS_TOKEN_TTL", default="1h"))
+SIGNING_ALG = env.str("SIGNING_ALG", default="ES256")
+# Optional passphrase that encrypts private signing keys at rest in the database.
+SIGNING_KEY_ENCRYPTION_KEY = env.str("SIGNING_KEY_ENCRYPTION_KEY", default="")
+# How often a worker process looks for a rotated key set.
+SIGNING_KEY_REFRESH_SECONDS = parse_duration(env.str("SIGNING_KEY_REFRESH", default="5s"))
+# Default `aud` for clients without allowed audiences (RFC 9068 requires one); empty: ISSUER.
+DEFAULT_AUDIENCE = env.str("DEFAULT_AUDIENCE", default="")
+
+# Proxies whose X-Forwarded-For names the caller's address (IP allowlists).
+TRUSTED_PROXIES = tuple(
+    ipaddress.ip_network(cidr, strict=False) for cidr in env.list("TRUSTED_PROXIES", default=[])
+)
+
+# Largest token-request body read; larger ones get 413 without being read.
+TOKEN_REQUEST_MAX_BYTES = env.int("TOKEN_REQUEST_MAX_BYTES", default=16384)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "oauth2_provider",
+    "clients",
+    "tokens",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "authserver.urls"
+WSGI_APPLICATION = "authserver.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # WAL lets readers run beside a writer; NORMAL skips an fsync per commit
+            # that WAL makes unnecessary for durability across application crashes.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+
+CACHES = {
+    "default": env.cache_url(
+        "CACHE_URL", default=env.str("REDIS_URL", default="locmemcache://")
+    )
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve admin assets straight from the apps when collectstatic has not run
+# (the local run command), and from STATIC_ROOT when it has.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Cookies and HSTS follow the scheme the server is published under.
+_https = _issuer.scheme == "https"
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _https else 0)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+if env.bool("USE_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"] if _issuer.netloc else []
+
+# django-oauth-toolkit: our client registry replaces its Application model.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"
+OAUTH2_PROVIDER = {
+    "SCOPES_BACKEND_CLASS": "oauth2_provider.scopes.SettingsScopes",
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "authserver": {"level": env.str("LOG_LEVEL", default="INFO"), "propagate": True},
+        # oauthlib logs whole issued tokens at DEBUG: never let it below WARNING.
+        "oauthlib": {"level": "WARNING", "propagate": True},
+        "oauth2_provider": {"level": "WARNING", "propagate": True},
+        # Every refused token request is a 4xx; our own log line says why.
+        "django.request": {"level": "ERROR", "propagate": True},
+    },
+}

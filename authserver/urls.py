@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import path, re_path
+
+from tokens.endpoints.jwks import jwks
+from tokens.endpoints.metadata import metadata
+from tokens.endpoints.token import TokenView
+
+handler400 = "authserver.errors.bad_request"
+handler403 = "authserver.errors.permission_denied"
+handler404 = "authserver.errors.page_not_found"
+handler500 = "authserver.errors.server_error"
+
+token_view = TokenView.as_view()
+
+urlpatterns = [
+    # One view for every token path, with or without a trailing slash: never a redirect.
+    re_path(r"^(?:oauth|oauth2|openidconnect)/token/?$", token_view, name="token"),
+    re_path(r"^\.well-known/oauth-authorization-server/?$", metadata, name="metadata"),
+    re_path(r"^\.well-known/openid-configuration/?$", metadata, name="openid-configuration"),
+    re_path(r"^\.well-known/jwks\.json$", jwks, name="jwks"),
+    path("admin/", admin.site.urls),
+]

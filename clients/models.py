@@ -1,0 +1,198 @@
+"""The client registry (design §3): clients, their secrets, tenants and roles."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from oauth2_provider.models import AbstractApplication
+
+from clients.secrets import generate_client_id
+
+# RFC 6749 §2.2 leaves the client identifier's syntax to us; the client_id
+# production of Appendix A allows VSCHAR (%x20-7E).  We drop the space so that an
+# identifier survives Basic authentication, shells and logs unquoted.
+CLIENT_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+# RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E ).
+SCOPE_TOKEN_PATTERN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def validate_client_id(value: str) -> None:
+    if not CLIENT_ID_PATTERN.match(value):
+        raise ValidationError(
+            "A client ID is 1 to 255 printable ASCII characters without spaces.",
+            code="invalid_client_id",
+        )
+
+
+def validate_scope_list(value: object) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(s, str) and SCOPE_TOKEN_PATTERN.match(s) for s in value
+    ):
+        raise ValidationError(
+            "Scopes are printable ASCII without spaces, quotes or backslashes.",
+            code="invalid_scope",
+        )
+
+
+def validate_cidr_list(value: object) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Expected a list of CIDRs.", code="invalid_cidr")
+    for cidr in value:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{cidr!r} is not an IP address or CIDR.", code="invalid_cidr") from None
+
+
+def validate_audience_list(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(a, str) and a and " " not in a for a in value):
+        raise ValidationError("Audiences are non-empty strings without spaces.", code="invalid_audience")
+
+
+class GrantType(models.TextChoices):
+    CLIENT_CREDENTIALS = "client_credentials", "Client credentials"
+
+
+class TokenEndpointAuthMethod(models.TextChoices):
+    """RFC 7591 §2 names; an empty value lets the client use either."""
+
+    ANY = "", "Either"
+    CLIENT_SECRET_BASIC = "client_secret_basic", "HTTP Basic (client_secret_basic)"
+    CLIENT_SECRET_POST = "client_secret_post", "Form body (client_secret_post)"
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.Model):
+    name = models.CharField(max_length=100)
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="roles",
+        help_text="Empty for a global role.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="role_unique_per_tenant"),
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(tenant__isnull=True), name="role_unique_global"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.claim_value
+
+    @property
+    def claim_value(self) -> str:
+        """How the role appears in the `roles` claim: ``name`` or ``tenant/name``."""
+        return f"{self.tenant.slug}/{self.name}" if self.tenant_id else self.name
+
+
+class Client(AbstractApplication):
+    """A registered client; replaces django-oauth-toolkit's Application model.
+
+    DOT's own secret column is unused (always empty): secrets live in
+    ``ClientSecret`` rows so that several can be live at once.
+    """
+
+    client_id = models.CharField(
+        max_length=255, unique=True, default=generate_client_id,
+        validators=[validate_client_id], verbose_name="client ID",
+        help_text="Printable ASCII without spaces, e.g. my-backend-service.",
+    )
+    client_secret = models.CharField(max_length=255, blank=True, default="", editable=False)
+    hash_client_secret = models.BooleanField(default=False, editable=False)
+    client_type = models.CharField(
+        max_length=32, default=AbstractApplication.CLIENT_CONFIDENTIAL, editable=False
+    )
+    authorization_grant_type = models.CharField(
+        max_length=44, default=AbstractApplication.GRANT_CLIENT_CREDENTIALS, editable=False
+    )
+
+    enabled = models.BooleanField(default=True, help_text="A disabled client gets no tokens.")
+    grant_types = models.JSONField(
+        default=list, blank=True,
+        help_text='Grants this client may use; only "client_credentials" is served.',
+    )
+    allowed_scopes = models.JSONField(default=list, blank=True, validators=[validate_scope_list])
+    default_scopes = models.JSONField(
+        default=list, blank=True, validators=[validate_scope_list],
+        help_text="Granted when a request names no scope. Empty: all allowed scopes.",
+    )
+    token_endpoint_auth_method = models.CharField(
+        max_length=32, choices=TokenEndpointAuthMethod.choices, default="", blank=True
+    )
+    access_token_ttl = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds. Empty: the server default."
+    )
+    audiences = models.JSONField(
+        default=list, blank=True, validators=[validate_audience_list],
+        help_text="Allowed RFC 8707 resources; the first is the default audience.",
+    )
+    allowed_ips = models.JSONField(
+        default=list, blank=True, validators=[validate_cidr_list],
+        help_text="CIDRs the client may call from. Empty: any address.",
+    )
+    tenants = models.ManyToManyField(Tenant, blank=True, related_name="clients")
+    roles = models.ManyToManyField(Role, blank=True, related_name="clients")
+
+    class Meta(AbstractApplication.Meta):
+        ordering = ["client_id"]
+
+    def __str__(self) -> str:
+        return self.client_id
+
+    def allows_grant(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    @property
+    def owner(self):  # type: ignore[no-untyped-def]
+        return self.user
+
+
+class ClientSecretQuerySet(models.QuerySet["ClientSecret"]):
+    def live(self, at: datetime) -> ClientSecretQuerySet:
+        return self.filter(revoked__isnull=True).filter(Q(expires__isnull=True) | Q(expires__gt=at))
+
+
+class ClientSecret(models.Model):
+    """One secret of a client, kept as its visible prefix and a keyed hash."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="secrets")
+    prefix = models.CharField(max_length=32, help_text="The secret's first characters.")
+    hash = models.CharField(max_length=64, editable=False)
+    hash_key_id = models.CharField(
+        max_length=16, editable=False, help_text="Which SECRET_HASH_KEY made the hash."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    objects = ClientSecretQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["client", "-created"]
+        indexes = [models.Index(fields=["client", "prefix"])]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}…"
+
+    def is_live(self, at: datetime) -> bool:
+        return self.revoked is None and (self.expires is None or self.expires > at)

@@ -1,0 +1,127 @@
+"""Writes to the registry: create clients, add, reset and revoke secrets.
+
+Plain keyword-only functions shared by the CLI, the admin, the management API and
+tests.  Each returns a newly made secret in clear exactly once; it is never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from clients import secrets as client_secrets
+from clients.models import Client, ClientSecret, GrantType, Role, Tenant
+
+log = logging.getLogger("authserver.registry")
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """A secret just made: ``secret`` is the only copy in clear; show it once."""
+
+    secret: str
+    record: ClientSecret
+
+
+def secret_add(*, client: Client, expires: datetime | None = None) -> IssuedSecret:
+    """Give ``client`` one more live secret; its other secrets stay valid (rotation)."""
+    secret = client_secrets.generate_secret()
+    key_id, digest = client_secrets.hash_secret(secret)
+    record = ClientSecret.objects.create(
+        client=client, prefix=client_secrets.secret_prefix(secret),
+        hash=digest, hash_key_id=key_id, expires=expires,
+    )
+    log.info("secret added", extra={"client_id": client.client_id, "prefix": record.prefix})
+    return IssuedSecret(secret=secret, record=record)
+
+
+@transaction.atomic
+def secret_reset(*, client: Client) -> IssuedSecret:
+    """Replace every secret of ``client`` with one new one, atomically.
+
+    The client row is locked first, so concurrent resets run one after another
+    and exactly one secret is live when they are done.
+    """
+    Client.objects.select_for_update().filter(pk=client.pk).first()
+    now = timezone.now()
+    client.secrets.live(now).update(revoked=now)  # type: ignore[attr-defined]
+    return secret_add(client=client)
+
+
+def resolve_tenants(slugs: Sequence[str]) -> list[Tenant]:
+    """The tenants named, created when missing."""
+    return [Tenant.objects.get_or_create(slug=slug, defaults={"name": slug})[0] for slug in slugs]
+
+
+def resolve_roles(names: Sequence[str]) -> list[Role]:
+    """The roles named (``name`` global, ``tenant-slug/name`` per tenant), created when missing."""
+    roles = []
+    for name in names:
+        tenant_slug, _, role_name = name.rpartition("/")
+        if not role_name:
+            raise ValidationError({"roles": f"{name!r} is not a role name."})
+        tenant = resolve_tenants([tenant_slug])[0] if tenant_slug else None
+        roles.append(Role.objects.get_or_create(tenant=tenant, name=role_name)[0])
+    return roles
+
+
+@transaction.atomic
+def client_create(
+    *,
+    name: str,
+    client_id: str | None = None,
+    allowed_scopes: Sequence[str] = (),
+    default_scopes: Sequence[str] = (),
+    tenants: Sequence[str] = (),
+    roles: Sequence[str] = (),
+    token_endpoint_auth_method: str = "",
+    access_token_ttl: int | None = None,
+    audiences: Sequence[str] = (),
+    allowed_ips: Sequence[str] = (),
+    enabled: bool = True,
+    owner: AbstractBaseUser | None = None,
+) -> tuple[Client, IssuedSecret]:
+    """Create an enabled confidential client allowed the client credentials grant.
+
+    Raises ``ValidationError`` (and creates nothing) on any invalid field.
+    """
+    client = Client(
+        name=name,
+        grant_types=[GrantType.CLIENT_CREDENTIALS],
+        allowed_scopes=_unique(allowed_scopes),
+        default_scopes=_unique(default_scopes),
+        token_endpoint_auth_method=token_endpoint_auth_method,
+        access_token_ttl=access_token_ttl,
+        audiences=_unique(audiences),
+        allowed_ips=_unique(allowed_ips),
+        enabled=enabled,
+        user=owner,
+    )
+    if client_id is not None:
+        client.client_id = client_id
+    client.full_clean()
+    client_validate_scopes(client)
+    client.save()
+    client.tenants.set(resolve_tenants(tenants))
+    client.roles.set(resolve_roles(roles))
+    log.info("client created", extra={"client_id": client.client_id})
+    return client, secret_add(client=client)
+
+
+def client_validate_scopes(client: Client) -> None:
+    missing = [s for s in client.default_scopes if s not in client.allowed_scopes]
+    if missing:
+        raise ValidationError(
+            {"default_scopes": f"Default scopes must be allowed scopes; not allowed: {' '.join(missing)}."}
+        )
+
+
+def _unique(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""One-command local workflow; needs only Python 3.11+ and pip.
+
+    python3 dev.py serve          set up .venv, migrate SQLite, serve on 127.0.0.1:8000 (gunicorn)
+    python3 dev.py test [ARGS]    set up .venv and run the whole test suite (pytest ARGS)
+    python3 dev.py manage ARGS    run manage.py with the local configuration, e.g. createclient
+
+Local keys (SECRET_KEY, SECRET_HASH_KEY) are generated once into .local/env (git-ignored),
+so a restart changes nothing. Variables already set in the environment win.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+LOCAL_ENV = ROOT / ".local" / "env"
+REQUIREMENTS = ROOT / "requirements.txt"
+
+
+def ensure_venv() -> None:
+    if not PYTHON.exists():
+        print("Creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    stamp = VENV / ".requirements.sha256"
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != digest:
+        print("Installing requirements ...", flush=True)
+        subprocess.run(
+            [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "-r", str(REQUIREMENTS)],
+            check=True,
+        )
+        stamp.write_text(digest)
+
+
+def local_env() -> dict[str, str]:
+    """The environment for local runs: generated keys plus local defaults."""
+    if not LOCAL_ENV.exists():
+        LOCAL_ENV.parent.mkdir(exist_ok=True)
+        LOCAL_ENV.write_text(
+            f"SECRET_KEY={secrets.token_urlsafe(50)}\nSECRET_HASH_KEY={secrets.token_hex(32)}\n"
+        )
+        LOCAL_ENV.chmod(0o600)
+    env = dict(os.environ)
+    for line in LOCAL_ENV.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name and not name.startswith("#"):
+            env.setdefault(name.strip(), value.strip())
+    env.setdefault("ISSUER", "http://127.0.0.1:8000")
+    return env
+
+
+def manage(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def serve(args: list[str]) -> int:
+    ensure_venv()
+    env = local_env()
+    manage(["migrate", "--noinput"], env)
+    env.setdefault("BIND", "127.0.0.1:8000")
+    env.setdefault("WEB_CONCURRENCY", "2")
+    print(f"Serving {env['ISSUER']} (Ctrl-C stops)", flush=True)
+    gunicorn = [str(VENV / "bin" / "gunicorn"), "-c", "authserver/gunicorn.conf.py", "authserver.wsgi", *args]
+    os.chdir(ROOT)
+    os.execve(gunicorn[0], gunicorn, env)
+    return 0
+
+
+def test(args: list[str]) -> int:
+    ensure_venv()
+    return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("serve", "test", "manage"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        return serve(rest)
+    if command == "test":
+        return test(rest)
+    ensure_venv()
+    try:
+        manage(rest, local_env())
+    except subprocess.CalledProcessError as error:
+        return error.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,158 @@
+"""Client authentication at the token endpoint (RFC 6749 §2.3).
+
+One small function per method reads the credentials; ``authenticate_client`` checks
+them.  Callers only ever learn "invalid_client"; the real reason goes to the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import unquote_plus
+
+from clients import secrets as client_secrets
+from clients.models import Client, ClientSecret, TokenEndpointAuthMethod
+from tokens.addresses import IPAddress, address_allowed
+from tokens.errors import InvalidClientError, InvalidRequestError
+from tokens.form import single
+
+log = logging.getLogger("authserver.client_auth")
+
+BASIC = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value
+POST = TokenEndpointAuthMethod.CLIENT_SECRET_POST.value
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class PresentedCredentials:
+    method: str
+    # Candidate identifiers, preferred first: the form-decoded one, then the raw
+    # one for callers that put an unencoded id with "+" or "%" in Basic.
+    client_ids: tuple[str, ...]
+    secret: str
+
+
+class ClientAuthenticationFailed(InvalidClientError):
+    """``invalid_client`` for the caller, with the real ``reason`` for operators."""
+
+    def __init__(self, reason: str, *, client_id: str | None, method: str | None) -> None:
+        super().__init__()
+        self.reason = reason
+        self.client_id = client_id
+        self.method = method
+
+
+def credentials_from_basic(authorization: str) -> PresentedCredentials:
+    """``client_secret_basic``: RFC 6749 §2.3.1 and RFC 7617.
+
+    The id and secret are form-encoded before base64 (§2.3.1); unencoded ones are
+    accepted too.  The split is at the last colon: secrets never contain one, while
+    an unencoded client id may.
+    """
+    scheme, _, encoded = authorization.strip().partition(" ")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise ClientAuthenticationFailed("malformed Basic credentials", client_id=None, method=BASIC) from None
+    raw_id, colon, raw_secret = decoded.rpartition(":")
+    if not colon or not raw_id:
+        raise ClientAuthenticationFailed("malformed Basic credentials", client_id=None, method=BASIC)
+    client_id = unquote_plus(raw_id)
+    candidates = (client_id,) if client_id == raw_id else (client_id, raw_id)
+    return PresentedCredentials(method=BASIC, client_ids=candidates, secret=unquote_plus(raw_secret))
+
+
+def credentials_from_form(params: dict[str, list[str]]) -> PresentedCredentials | None:
+    """``client_secret_post``: RFC 6749 §2.3.1, credentials in the request body."""
+    client_id = single(params, "client_id")
+    secret = single(params, "client_secret")
+    if client_id is None and secret is None:
+        return None
+    return PresentedCredentials(method=POST, client_ids=(client_id or "",), secret=secret or "")
+
+
+def presented_credentials(authorization: str | None, params: dict[str, list[str]]) -> PresentedCredentials:
+    """The one set of credentials the request carries.
+
+    RFC 6749 §2.3: a client MUST NOT use more than one method in a request.  A
+    ``client_id`` in the body beside Basic is allowed when it names the same client.
+    """
+    is_basic = authorization is not None and authorization.strip()[:6].lower() == "basic "
+    if authorization is not None and not is_basic:
+        raise ClientAuthenticationFailed("unsupported Authorization scheme", client_id=None, method=None)
+    if is_basic:
+        assert authorization is not None
+        credentials = credentials_from_basic(authorization)
+        if "client_secret" in params:
+            raise InvalidRequestError(description="Use one client authentication method, not two.")
+        body_id = single(params, "client_id")
+        if body_id is not None and body_id not in credentials.client_ids:
+            raise InvalidRequestError(description="client_id in the body differs from the Basic credentials.")
+        return credentials
+    form = credentials_from_form(params)
+    if form is None:
+        raise ClientAuthenticationFailed("no client authentication", client_id=None, method=None)
+    return form
+
+
+def authenticate_client(
+    *, credentials: PresentedCredentials, address: IPAddress | None, now: datetime
+) -> Client:
+    """Return the client the credentials prove, or raise ``ClientAuthenticationFailed``.
+
+    Unknown clients, wrong secrets and mistyped secrets cost the same: the same
+    query and one HMAC comparison each.
+    """
+    first_id = credentials.client_ids[0]
+
+    def fail(reason: str) -> ClientAuthenticationFailed:
+        return ClientAuthenticationFailed(reason, client_id=first_id, method=credentials.method)
+
+    if not client_secrets.is_well_formed(credentials.secret):
+        # A mistyped or foreign secret: refused without touching the database.
+        raise fail("malformed secret")
+    rows = list(
+        ClientSecret.objects.select_related("client").filter(
+            client__client_id__in=credentials.client_ids,
+            prefix=client_secrets.secret_prefix(credentials.secret),
+        )
+    )
+    # The preferred identifier wins when both candidates exist.
+    rows.sort(key=lambda row: credentials.client_ids.index(row.client.client_id))
+    matched = client_secrets.match_secret(credentials.secret, rows)
+    if matched is None:
+        known = Client.objects.filter(client_id__in=credentials.client_ids).exists()
+        raise fail("wrong secret" if known else "unknown client")
+    client = matched.client
+    if not client.enabled:
+        raise fail("client disabled")
+    if not matched.is_live(now):
+        raise fail("secret revoked" if matched.revoked else "secret expired")
+    if client.token_endpoint_auth_method and client.token_endpoint_auth_method != credentials.method:
+        raise fail(f"auth method {credentials.method} not allowed")
+    if not address_allowed(address, client.allowed_ips):
+        raise fail(f"address {address} not allowed")
+    _touch(matched, now)
+    return client
+
+
+def _touch(secret: ClientSecret, now: datetime) -> None:
+    """Record use at most once a minute per secret: no write on most requests."""
+    if secret.last_used is None or now - secret.last_used >= LAST_USED_GRANULARITY:
+        ClientSecret.objects.filter(pk=secret.pk).update(last_used=now)
+        secret.last_used = now
+
+
+def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) -> None:
+    client_id = error.client_id
+    if client_id and client_id.startswith(client_secrets.MARKER):
+        client_id = "<a secret sent as client_id: redacted>"
+    log.warning(
+        "client authentication failed: reason=%r client_id=%r method=%s address=%s",
+        error.reason, client_id, error.method, address,
+        extra={"reason": error.reason, "client_id": client_id, "method": error.method,
+               "address": str(address)},
+    )

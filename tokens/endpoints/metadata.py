@@ -1,0 +1,32 @@
+"""Authorization server metadata (RFC 8414 §2), also served as OpenID discovery."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
+
+from authserver.checks import SUPPORTED_SIGNING_ALGS
+from clients.models import TokenEndpointAuthMethod
+
+
+def server_metadata() -> dict[str, object]:
+    issuer = settings.ISSUER
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": [
+            m.value for m in TokenEndpointAuthMethod if m.value
+        ],
+        "access_token_signing_alg_values_supported": list(SUPPORTED_SIGNING_ALGS),
+    }
+
+
+@require_safe
+def metadata(request: HttpRequest) -> HttpResponse:
+    response = JsonResponse(server_metadata())
+    response["Cache-Control"] = "public, max-age=300"
+    return response

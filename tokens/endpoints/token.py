@@ -1,0 +1,74 @@
+"""``POST /oauth/token``: the client credentials grant (RFC 6749 §4.4, §5)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from tokens.errors import (
+    MethodNotAllowedError,
+    OAuth2Error,
+    TemporarilyUnavailableError,
+    error_response,
+    json_response,
+)
+from tokens.issuing import TOKEN_TYPE
+from tokens.server import read_token_request, token_server
+
+log = logging.getLogger("authserver.tokens")
+
+
+class AlwaysJSON(BaseContentNegotiation):
+    """OAuth responses are JSON whatever the client's Accept header says (RFC 6749 §5.1)."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return None
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
+
+
+class OAuthEndpoint(APIView):
+    """Base for OAuth endpoints: no DRF authentication, every error as RFC 6749 §5.2 JSON."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = ()
+    parser_classes = ()
+    content_negotiation_class = AlwaysJSON
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        return error_response(MethodNotAllowedError())
+
+    options = http_method_not_allowed
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        return ["POST"]
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        if isinstance(exc, OAuth2Error):
+            return error_response(exc)
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            log.error("database unavailable: %s", type(exc).__name__)
+            return error_response(TemporarilyUnavailableError(status_code=503))
+        return super().handle_exception(exc)
+
+
+class TokenView(OAuthEndpoint):
+    def post(self, request: Request) -> HttpResponse:
+        issued = token_server().issue(read_token_request(request._request))
+        return json_response(
+            {
+                "access_token": issued.access_token,
+                "token_type": TOKEN_TYPE,
+                "expires_in": issued.expires_in,
+                "scope": issued.scope,
+            }
+        )

@@ -1,0 +1,88 @@
+"""OAuth 2.0 protocol errors (RFC 6749 §5.2, RFC 8707 §2) and their one renderer.
+
+oauthlib's error classes are reused; the ones it lacks are two-line subclasses.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpResponse
+from oauthlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+    ServerError,
+    TemporarilyUnavailableError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+
+__all__ = [
+    "InvalidClientError", "InvalidRequestError", "InvalidScopeError", "InvalidTargetError",
+    "MethodNotAllowedError", "NotFoundError", "OAuth2Error", "RequestTooLargeError", "ServerError",
+    "TemporarilyUnavailableError", "UnauthorizedClientError", "UnsupportedGrantTypeError",
+    "error_response", "json_response",
+]
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# RFC 7235 §3.1: a 401 carries WWW-Authenticate; RFC 6749 §5.2: matching the scheme tried.
+BASIC_CHALLENGE = 'Basic realm="authserver", charset="UTF-8"'
+
+
+class InvalidTargetError(OAuth2Error):
+    error = "invalid_target"
+    description = "The requested resource is invalid, unknown or not allowed for this client."
+
+
+class RequestTooLargeError(InvalidRequestError):
+    status_code = 413
+    description = "The request body is too large."
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    status_code = 405
+    description = "This endpoint accepts only POST."
+
+
+class NotFoundError(InvalidRequestError):
+    status_code = 404
+    description = "No such endpoint."
+
+
+_DEFAULT_DESCRIPTIONS = {
+    "invalid_request": "The request is malformed.",
+    "invalid_client": "Client authentication failed.",
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "The grant type is not supported; use client_credentials.",
+    "invalid_scope": "The requested scope is invalid, unknown or not allowed for this client.",
+    "server_error": "The server could not complete the request.",
+    "temporarily_unavailable": "The server is temporarily unavailable; try again shortly.",
+}
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
+    )
+    for name, value in {**NO_STORE, **(headers or {})}.items():
+        response[name] = value
+    return response
+
+
+def error_response(error: OAuth2Error) -> HttpResponse:
+    """Render ``error`` as RFC 6749 §5.2 JSON with no-store headers and the right challenge."""
+    body = {
+        "error": error.error,
+        "error_description": error.description or _DEFAULT_DESCRIPTIONS.get(error.error, ""),
+    }
+    headers: dict[str, str] = {}
+    if error.status_code == 401:
+        headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    if isinstance(error, MethodNotAllowedError):
+        headers["Allow"] = "POST"
+    if isinstance(error, TemporarilyUnavailableError) or error.status_code == 503:
+        headers["Retry-After"] = "5"
+    return json_response(body, status=error.status_code, headers=headers)

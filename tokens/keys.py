@@ -1,0 +1,172 @@
+"""Signing keys: generation, rotation and the per-process key ring (design §6).
+
+Keys live in the database so that every process and machine signs with the same
+one.  Each process parses them once and keeps them in memory; every
+``SIGNING_KEY_REFRESH_SECONDS`` it asks the database (one small query) whether the
+published set changed, so a rotation made anywhere is picked up within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from clients.models import Client
+from tokens.models import SigningKey
+
+log = logging.getLogger("authserver.keys")
+
+JoseKey = ECKey | RSAKey | OKPKey
+_KEY_CLASSES: dict[str, type[ECKey] | type[RSAKey] | type[OKPKey]] = {
+    "ES256": ECKey, "RS256": RSAKey, "EdDSA": OKPKey,
+}
+# Tokens may be checked a little after `exp` by servers with skewed clocks.
+PUBLISH_LEEWAY = timedelta(minutes=5)
+
+
+def _generate_private_key(algorithm: str) -> Any:
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if algorithm == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unsupported signing algorithm {algorithm!r}")
+
+
+def _passphrase() -> bytes | None:
+    return settings.SIGNING_KEY_ENCRYPTION_KEY.encode("utf-8") or None
+
+
+def key_generate(*, algorithm: str, now: datetime) -> SigningKey:
+    """A new, unsaved signing key; its ``kid`` is the RFC 7638 thumbprint."""
+    private = _generate_private_key(algorithm)
+    passphrase = _passphrase()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption(),
+    ).decode("ascii")
+    jose_key = _KEY_CLASSES[algorithm].import_key(pem, password=passphrase)
+    kid = jose_key.thumbprint()
+    public_jwk = {**jose_key.as_dict(private=False), "kid": kid, "alg": algorithm, "use": "sig"}
+    return SigningKey(
+        kid=kid, algorithm=algorithm, private_key=pem, encrypted=passphrase is not None,
+        public_jwk=public_jwk, created=now,
+    )
+
+
+def max_token_lifetime() -> timedelta:
+    """The longest lifetime any token may have now: server default or a client's TTL."""
+    longest_client = Client.objects.aggregate(longest=Max("access_token_ttl"))["longest"] or 0
+    return timedelta(seconds=max(settings.ACCESS_TOKEN_TTL, longest_client))
+
+
+@transaction.atomic
+def key_rotate(*, algorithm: str | None = None, now: datetime | None = None) -> SigningKey:
+    """Make a new key the signer; keep the old ones published until their tokens expire."""
+    now = now or timezone.now()
+    new_key = key_generate(algorithm=algorithm or settings.SIGNING_ALG, now=now)
+    published_until = now + max_token_lifetime() + PUBLISH_LEEWAY
+    list(SigningKey.objects.select_for_update().signers())
+    SigningKey.objects.signers().update(rotated_out=now, published_until=published_until)
+    new_key.save()
+    keyring_invalidate()
+    log.info("signing key rotated", extra={"kid": new_key.kid, "algorithm": new_key.algorithm})
+    return new_key
+
+
+def key_prune(*, now: datetime | None = None) -> int:
+    """Delete keys that are no longer published (every token they signed has expired)."""
+    now = now or timezone.now()
+    deleted, _ = SigningKey.objects.filter(published_until__lte=now).delete()
+    return deleted
+
+
+@dataclass(frozen=True)
+class LoadedKey:
+    kid: str
+    algorithm: str
+    key: JoseKey
+    public_jwk: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    signer: LoadedKey
+    by_kid: dict[str, LoadedKey]
+    jwks_json: bytes
+
+
+class _KeyRingCache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ring: KeyRing | None = None
+        self.fingerprint: tuple[Any, ...] = ()
+        self.checked_at = 0.0
+        self.parsed: dict[str, LoadedKey] = {}
+
+
+_cache = _KeyRingCache()
+
+
+def keyring_invalidate() -> None:
+    """Forget the cached ring in this process (other processes refresh on their own)."""
+    _cache.checked_at = 0.0
+
+
+def _load(row: SigningKey) -> LoadedKey:
+    password = _passphrase() if row.encrypted else None
+    key = _KEY_CLASSES[row.algorithm].import_key(row.private_key, password=password)
+    return LoadedKey(kid=row.kid, algorithm=row.algorithm, key=key, public_jwk=row.public_jwk)
+
+
+def _published_rows(now: datetime) -> list[tuple[Any, ...]]:
+    return list(
+        SigningKey.objects.published(now).values_list("id", "kid", "rotated_out", "created")
+    )
+
+
+def keyring() -> KeyRing:
+    """The signer and published keys, parsed once per process and refreshed every few seconds.
+
+    Creates the first key when there is none.
+    """
+    cache = _cache
+    if cache.ring is not None and time.monotonic() - cache.checked_at < settings.SIGNING_KEY_REFRESH_SECONDS:
+        return cache.ring
+    with cache.lock:
+        now = timezone.now()
+        rows = _published_rows(now)
+        if not any(rotated_out is None for _, _, rotated_out, _ in rows):
+            key_rotate(now=now)
+            rows = _published_rows(now)
+        fingerprint = tuple(rows)
+        if cache.ring is None or fingerprint != cache.fingerprint:
+            missing = [row_id for row_id, kid, _, _ in rows if kid not in cache.parsed]
+            for row in SigningKey.objects.filter(id__in=missing):
+                cache.parsed[row.kid] = _load(row)
+            by_kid = {kid: cache.parsed[kid] for _, kid, _, _ in rows}
+            signer_kid = next(kid for _, kid, rotated_out, _ in rows if rotated_out is None)
+            jwks = {"keys": [by_kid[kid].public_jwk for _, kid, _, _ in rows]}
+            cache.parsed = dict(by_kid)
+            cache.ring = KeyRing(
+                signer=by_kid[signer_kid], by_kid=by_kid,
+                jwks_json=json.dumps(jwks, separators=(",", ":")).encode("ascii"),
+            )
+            cache.fingerprint = fingerprint
+        cache.checked_at = time.monotonic()
+        return cache.ring

@@ -1,0 +1,49 @@
+"""Signing keys (design §6). Access tokens themselves are not stored: they are JWTs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+from django.db.models import Q
+
+
+class SigningKeyQuerySet(models.QuerySet["SigningKey"]):
+    def published(self, at: datetime) -> SigningKeyQuerySet:
+        """Keys in the JWKS: the signer, and rotated-out keys whose tokens may still be live."""
+        return self.filter(Q(published_until__isnull=True) | Q(published_until__gt=at))
+
+    def signers(self) -> SigningKeyQuerySet:
+        return self.filter(rotated_out__isnull=True)
+
+
+class SigningKey(models.Model):
+    """One asymmetric key pair; the newest key not rotated out signs new tokens."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=16)
+    private_key = models.TextField(
+        help_text="PKCS#8 PEM; encrypted with SIGNING_KEY_ENCRYPTION_KEY when that is set."
+    )
+    encrypted = models.BooleanField(default=False)
+    public_jwk = models.JSONField()
+    created = models.DateTimeField()
+    rotated_out = models.DateTimeField(null=True, blank=True, help_text="When it stopped signing.")
+    published_until = models.DateTimeField(
+        null=True, blank=True, help_text="Kept in the JWKS until every token it signed has expired."
+    )
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.algorithm})"
+
+    def state(self, at: datetime) -> str:
+        if self.rotated_out is None:
+            return "signing"
+        if self.published_until is None or self.published_until > at:
+            return "published"
+        return "retired"

@@ -1,0 +1,58 @@
+"""The oauthlib request validator: an adapter from oauthlib's hooks to our domain.
+
+oauthlib's ``ClientCredentialsGrant`` runs the RFC 6749 §4.4 checklist in its fixed
+order (grant type present and supported, no repeated grant_type or scope, client
+authentication, grant allowed for the client, scope); each hook below delegates to
+``tokens.client_auth`` or ``tokens.claims``.  Nothing is stored: tokens are JWTs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.common import Request
+
+from clients.models import Client
+from tokens import claims
+from tokens.client_auth import (
+    ClientAuthenticationFailed,
+    authenticate_client,
+    log_failure,
+    presented_credentials,
+)
+
+
+class Validator(OAuth2Validator):
+    def client_authentication_required(self, request: Request, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+    def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
+        token_request = request.token_request
+        try:
+            credentials = presented_credentials(token_request.authorization, token_request.params)
+            request.client = authenticate_client(
+                credentials=credentials, address=token_request.address, now=timezone.now()
+            )
+        except ClientAuthenticationFailed as failure:
+            log_failure(failure, token_request.address)
+            raise
+        return True
+
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Client, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        return client.allows_grant(grant_type)
+
+    def get_default_scopes(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> list[str]:
+        return claims.default_scopes(request.client)
+
+    def validate_scopes(
+        self, client_id: str, scopes: list[str], client: Client, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        request.scopes = list(claims.check_scopes(client, scopes))
+        return True
+
+    def save_bearer_token(self, token: dict[str, Any], request: Request, *args: Any, **kwargs: Any) -> None:
+        """JWT access tokens are self-contained: nothing to store."""
