@@ -18,8 +18,12 @@ from tokens import keys
 
 ISSUER = "http://testserver"
 TOKEN_PATHS = [
-    "/oauth/token", "/oauth/token/", "/oauth2/token", "/oauth2/token/",
-    "/openidconnect/token", "/openidconnect/token/",
+    "/oauth/token",
+    "/oauth/token/",
+    "/oauth2/token",
+    "/oauth2/token/",
+    "/openidconnect/token",
+    "/openidconnect/token/",
 ]
 
 
@@ -86,8 +90,12 @@ def jwks_verify(http: HttpClient, token: str, *, audience: str | list[str] | Non
     header = jwt.get_unverified_header(token)
     key = jwt.PyJWKSet.from_dict(jwks)[header["kid"]]
     return jwt.decode(
-        token, key=key, algorithms=["ES256", "RS256", "EdDSA"], issuer=ISSUER,
-        audience=audience, options={"verify_aud": audience is not None, "require": ["exp", "iat", "iss", "sub", "jti"]},
+        token,
+        key=key,
+        algorithms=["ES256", "RS256", "EdDSA"],
+        issuer=ISSUER,
+        audience=audience,
+        options={"verify_aud": audience is not None, "require": ["exp", "iat", "iss", "sub", "jti"]},
     )
 
 

@@ -1,0 +1,118 @@
+"""Configuration: durations, system checks, and refusing to start insecurely (design §7)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from authserver.checks import check_configuration
+from authserver.durations import parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("300", 300), ("90s", 90), ("10m", 600), ("1h", 3600), ("2d", 172800), (45, 45)]
+)
+def test_durations(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "0", "-5", "5x", "1.5h", "h", "10 minutes", True])
+def test_bad_durations(value):
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+def ids(settings) -> set[str]:
+    return {message.id for message in check_configuration()}
+
+
+def test_insecure_secret_key_fails_check_only_without_debug(settings):
+    settings.SECRET_KEY = settings.INSECURE_SECRET_KEY
+    settings.DEBUG = False
+    assert "authserver.E001" in ids(settings)
+    settings.DEBUG = True
+    assert "authserver.E001" not in ids(settings)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "error"),
+    [
+        ("", "authserver.E002"),
+        ("ftp://x", "authserver.E003"),
+        ("https://a/?q=1", "authserver.E003"),
+        ("x", "authserver.E003"),
+    ],
+)
+def test_bad_issuer(settings, issuer, error):
+    settings.DEBUG = False
+    settings.ISSUER = issuer
+    assert error in ids(settings)
+
+
+def test_short_hash_key_and_unknown_algorithm(settings):
+    settings.SECRET_HASH_KEY = "short"
+    settings.SIGNING_ALG = "HS256"
+    assert {"authserver.E004", "authserver.E005"} <= ids(settings)
+
+
+def test_missing_hash_key_warns(settings):
+    settings.DEBUG = False
+    settings.SECRET_HASH_KEY = ""
+    assert "authserver.W001" in ids(settings)
+
+
+def _load_wsgi(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "ISSUER", "SECRET_HASH_KEY"}}
+    return subprocess.run(
+        [sys.executable, "-c", "import authserver.wsgi"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_server_refuses_to_start_on_insecure_secret_key():
+    result = _load_wsgi({"ISSUER": "https://auth.example.com"})
+    assert result.returncode != 0
+    assert "authserver.E001" in result.stderr
+
+
+def test_server_starts_with_proper_configuration():
+    result = _load_wsgi({"ISSUER": "https://auth.example.com", "SECRET_KEY": "s" * 60, "SECRET_HASH_KEY": "h" * 64})
+    assert result.returncode == 0, result.stderr
+
+
+def test_https_issuer_turns_on_secure_cookies_and_hsts():
+    code = (
+        "from django.conf import settings as s; import django; django.setup();"
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"ISSUER"}}
+    for issuer, expected in (
+        ("https://auth.example.com", "True True True"),
+        ("http://127.0.0.1:8000", "False False False"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**clean, "ISSUER": issuer, "DJANGO_SETTINGS_MODULE": "authserver.settings"},
+        )
+        assert result.stdout.strip() == expected, result.stderr
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
