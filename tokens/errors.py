@@ -5,9 +5,11 @@ oauthlib's error classes are reused; the ones it lacks are two-line subclasses.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from oauthlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidRequestError,
@@ -21,9 +23,9 @@ from oauthlib.oauth2.rfc6749.errors import (
 
 __all__ = [
     "InvalidClientError", "InvalidRequestError", "InvalidScopeError", "InvalidTargetError",
-    "MethodNotAllowedError", "NotFoundError", "OAuth2Error", "RequestTooLargeError", "ServerError",
-    "TemporarilyUnavailableError", "UnauthorizedClientError", "UnsupportedGrantTypeError",
-    "error_response", "json_response",
+    "MethodNotAllowedError", "NotFoundError", "OAuth2Error", "ReadOnlyEndpointError", "RequestTooLargeError",
+    "ServerError", "TemporarilyUnavailableError", "UnauthorizedClientError", "UnsupportedGrantTypeError",
+    "error_response", "json_response", "read_only",
 ]
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -45,6 +47,12 @@ class RequestTooLargeError(InvalidRequestError):
 class MethodNotAllowedError(InvalidRequestError):
     status_code = 405
     description = "This endpoint accepts only POST."
+    allow = "POST"
+
+
+class ReadOnlyEndpointError(MethodNotAllowedError):
+    description = "This endpoint accepts only GET and HEAD."
+    allow = "GET, HEAD"
 
 
 class NotFoundError(InvalidRequestError):
@@ -72,6 +80,18 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
     return response
 
 
+def read_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Serve GET and HEAD; answer other methods with a JSON 405."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return error_response(ReadOnlyEndpointError())
+        return view(request)
+
+    return wrapper
+
+
 def error_response(error: OAuth2Error) -> HttpResponse:
     """Render ``error`` as RFC 6749 §5.2 JSON with no-store headers and the right challenge."""
     body = {
@@ -82,7 +102,7 @@ def error_response(error: OAuth2Error) -> HttpResponse:
     if error.status_code == 401:
         headers["WWW-Authenticate"] = BASIC_CHALLENGE
     if isinstance(error, MethodNotAllowedError):
-        headers["Allow"] = "POST"
+        headers["Allow"] = error.allow
     if isinstance(error, TemporarilyUnavailableError) or error.status_code == 503:
         headers["Retry-After"] = "5"
     return json_response(body, status=error.status_code, headers=headers)

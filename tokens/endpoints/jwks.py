@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_safe
 
+from tokens.errors import read_only
 from tokens.keys import keyring
 
 
-@require_safe
+@read_only
 def jwks(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(keyring().jwks_json, content_type="application/json")
     # Resource servers may cache briefly; a rotation shows up within a minute.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_safe
 
 from authserver.checks import SUPPORTED_SIGNING_ALGS
 from clients.models import TokenEndpointAuthMethod
+from tokens.errors import read_only
 
 
 def server_metadata() -> dict[str, object]:
@@ -25,7 +25,7 @@ def server_metadata() -> dict[str, object]:
     }
 
 
-@require_safe
+@read_only
 def metadata(request: HttpRequest) -> HttpResponse:
     response = JsonResponse(server_metadata())
     response["Cache-Control"] = "public, max-age=300"
