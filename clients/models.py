@@ -101,7 +101,7 @@ class Role(models.Model):
     @property
     def claim_value(self) -> str:
         """How the role appears in the `roles` claim: ``name`` or ``tenant/name``."""
-        return f"{self.tenant.slug}/{self.name}" if self.tenant_id else self.name
+        return f"{self.tenant.slug}/{self.name}" if self.tenant is not None else self.name
 
 
 class Client(AbstractApplication):

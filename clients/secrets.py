@@ -93,7 +93,7 @@ def _derive_from_secret_key(secret_key: str) -> bytes:
 def _hash_keys(current: str, old: tuple[str, ...], secret_key: str) -> tuple[HashKey, dict[str, HashKey]]:
     current_key = current.encode("utf-8") if current else _derive_from_secret_key(secret_key)
     keys = [current_key, *(k.encode("utf-8") for k in old if k)]
-    by_id = {}
+    by_id: dict[str, HashKey] = {}
     for key in keys:
         by_id.setdefault(_key_id(key), HashKey(_key_id(key), key))
     return HashKey(_key_id(current_key), current_key), by_id

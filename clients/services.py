@@ -51,7 +51,7 @@ def secret_reset(*, client: Client) -> IssuedSecret:
     """
     Client.objects.select_for_update().filter(pk=client.pk).first()
     now = timezone.now()
-    client.secrets.live(now).update(revoked=now)  # type: ignore[attr-defined]
+    ClientSecret.objects.filter(client=client).live(now).update(revoked=now)
     return secret_add(client=client)
 
 

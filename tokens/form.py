@@ -29,7 +29,7 @@ def read_form(request: HttpRequest) -> dict[str, list[str]]:
         raise InvalidRequestError(
             description=f"The request body must be {FORM_CONTENT_TYPE}."
         )
-    charset = request.content_params.get("charset", "utf-8").lower()
+    charset = (request.content_params or {}).get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise InvalidRequestError(description="The request body must be UTF-8.")
     try:

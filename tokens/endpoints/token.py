@@ -43,16 +43,18 @@ class OAuthEndpoint(APIView):
     parser_classes = ()
     content_negotiation_class = AlwaysJSON
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+    def http_method_not_allowed(  # type: ignore[override]
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
         return error_response(MethodNotAllowedError())
 
-    options = http_method_not_allowed
+    options = http_method_not_allowed  # type: ignore[assignment]
 
     @property
     def allowed_methods(self) -> list[str]:
         return ["POST"]
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
         if isinstance(exc, OAuth2Error):
             return error_response(exc)
         if isinstance(exc, (OperationalError, InterfaceError)):
