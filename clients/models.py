@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from oauth2_provider.models import AbstractApplication
@@ -79,7 +80,10 @@ class Tenant(models.Model):
 
 
 class Role(models.Model):
-    name = models.CharField(max_length=100)
+    name = models.CharField(
+        max_length=100,
+        validators=[RegexValidator(r"^[^\s/]+$", "A role name has no spaces or slashes.")],
+    )
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="roles",
         help_text="Empty for a global role.",

@@ -56,19 +56,40 @@ def secret_reset(*, client: Client) -> IssuedSecret:
 
 
 def resolve_tenants(slugs: Sequence[str]) -> list[Tenant]:
-    """The tenants named, created when missing."""
-    return [Tenant.objects.get_or_create(slug=slug, defaults={"name": slug})[0] for slug in slugs]
+    """The tenants named, created when missing; ``ValidationError`` for an invalid slug."""
+    tenants = []
+    for slug in slugs:
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            tenant = Tenant(slug=slug, name=slug)
+            try:
+                tenant.full_clean()
+            except ValidationError as error:
+                message = f"{slug!r} is not a tenant slug: {' '.join(error.messages)}"
+                raise ValidationError({"tenants": message}) from None
+            tenant.save()
+        tenants.append(tenant)
+    return tenants
 
 
 def resolve_roles(names: Sequence[str]) -> list[Role]:
     """The roles named (``name`` global, ``tenant-slug/name`` per tenant), created when missing."""
     roles = []
     for name in names:
-        tenant_slug, _, role_name = name.rpartition("/")
-        if not role_name:
-            raise ValidationError({"roles": f"{name!r} is not a role name."})
-        tenant = resolve_tenants([tenant_slug])[0] if tenant_slug else None
-        roles.append(Role.objects.get_or_create(tenant=tenant, name=role_name)[0])
+        tenant_slug, slash, role_name = name.partition("/")
+        if not slash:
+            tenant_slug, role_name = "", name
+        tenant = resolve_tenants([tenant_slug])[0] if slash else None
+        role = Role.objects.filter(tenant=tenant, name=role_name).first()
+        if role is None:
+            role = Role(tenant=tenant, name=role_name)
+            try:
+                role.full_clean(validate_constraints=False)
+            except ValidationError as error:
+                message = f"{name!r} is not a role name: {' '.join(error.messages)}"
+                raise ValidationError({"roles": message}) from None
+            role.save()
+        roles.append(role)
     return roles
 
 

@@ -78,7 +78,7 @@ class Command(BaseCommand):
 
 _OPTION_NAMES = {
     "client_id": "--client-id", "allowed_scopes": "--scope", "default_scopes": "--default-scope",
-    "allowed_ips": "--allow-ip", "audiences": "--audience", "roles": "--role", "name": "NAME",
+    "allowed_ips": "--allow-ip", "audiences": "--audience", "roles": "--role", "tenants": "--tenant", "name": "NAME",
 }
 
 
