@@ -6,6 +6,7 @@ They run with every management command (Django's system checks) and, through
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,15 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 SUPPORTED_SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _secret_key_is_insecure(key: str) -> bool:
@@ -42,11 +52,26 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                     id="authserver.E002",
                 )
             )
-    elif issuer.scheme not in ("http", "https") or not issuer.netloc or issuer.query or issuer.fragment:
+    elif (
+        issuer.scheme not in ("http", "https")
+        or not issuer.hostname
+        or issuer.path not in ("", "/")
+        or issuer.query
+        or issuer.fragment
+    ):
         messages.append(
             Error(
-                f"ISSUER {settings.ISSUER!r} is not an http(s) URL without query or fragment.",
+                f"ISSUER {settings.ISSUER!r} is not an http(s) base URL without path, query or fragment.",
+                hint="RFC 8414 §2: metadata is served at the issuer's root.",
                 id="authserver.E003",
+            )
+        )
+    elif issuer.scheme == "http" and not settings.DEBUG and not _is_loopback(issuer.hostname):
+        messages.append(
+            Error(
+                f"ISSUER {settings.ISSUER!r} is not https.",
+                hint="RFC 6749 §3.2 and RFC 8414 §2 require TLS; http is allowed only on loopback.",
+                id="authserver.E006",
             )
         )
     if settings.SECRET_HASH_KEY and len(settings.SECRET_HASH_KEY) < 32:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d{1,9})\s*([smhd]?)\s*$")
+_DURATION = re.compile(r"\s*(\d{1,9})\s*([smhd]?)\s*")
 
 
 def parse_duration(value: str | int) -> int:
@@ -19,7 +19,7 @@ def parse_duration(value: str | int) -> int:
     if isinstance(value, int):
         seconds = value
     else:
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if match is None:
             raise ValueError(f"not a duration: {value!r} (use e.g. 300, 90s, 10m, 1h, 1d)")
         seconds = int(match.group(1)) * _UNITS[match.group(2)]

@@ -38,5 +38,13 @@ def page_not_found(request: HttpRequest, exception: Exception, **kwargs: Any) ->
     return defaults.page_not_found(request, exception) if _is_admin(request) else _json(404)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "", **kwargs: Any) -> HttpResponse:
+    if _is_admin(request):
+        from django.views.csrf import csrf_failure as html_csrf_failure
+
+        return html_csrf_failure(request, reason)
+    return _json(403)
+
+
 def server_error(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     return defaults.server_error(request) if _is_admin(request) else _json(500)

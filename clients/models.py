@@ -17,13 +17,13 @@ from clients.secrets import generate_client_id
 # RFC 6749 §2.2 leaves the client identifier's syntax to us; the client_id
 # production of Appendix A allows VSCHAR (%x20-7E).  We drop the space so that an
 # identifier survives Basic authentication, shells and logs unquoted.
-CLIENT_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+CLIENT_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 # RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E ).
-SCOPE_TOKEN_PATTERN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def validate_client_id(value: str) -> None:
-    if not CLIENT_ID_PATTERN.match(value):
+    if not CLIENT_ID_PATTERN.fullmatch(value):
         raise ValidationError(
             "A client ID is 1 to 255 printable ASCII characters without spaces.",
             code="invalid_client_id",
@@ -32,7 +32,7 @@ def validate_client_id(value: str) -> None:
 
 def validate_scope_list(value: object) -> None:
     if not isinstance(value, list) or not all(
-        isinstance(s, str) and SCOPE_TOKEN_PATTERN.match(s) for s in value
+        isinstance(s, str) and SCOPE_TOKEN_PATTERN.fullmatch(s) for s in value
     ):
         raise ValidationError(
             "Scopes are printable ASCII without spaces, quotes or backslashes.",

@@ -37,7 +37,7 @@ _BODY_LENGTH = 54  # len(base64url(40 bytes)) without padding
 _CHECKSUM_LENGTH = 6
 SECRET_LENGTH = len(MARKER) + _BODY_LENGTH + _CHECKSUM_LENGTH
 PREFIX_LENGTH = 12
-_SECRET_SHAPE = re.compile(rf"^{MARKER}[A-Za-z0-9_-]{{{_BODY_LENGTH + _CHECKSUM_LENGTH}}}$")
+_SECRET_SHAPE = re.compile(rf"{MARKER}[A-Za-z0-9_-]{{{_BODY_LENGTH + _CHECKSUM_LENGTH}}}")
 
 _CLIENT_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -62,7 +62,7 @@ def generate_secret() -> str:
 
 def is_well_formed(secret: str) -> bool:
     """True when ``secret`` has our shape and a correct checksum (no database needed)."""
-    if len(secret) != SECRET_LENGTH or not _SECRET_SHAPE.match(secret):
+    if len(secret) != SECRET_LENGTH or not _SECRET_SHAPE.fullmatch(secret):
         return False
     head, checksum = secret[:-_CHECKSUM_LENGTH], secret[-_CHECKSUM_LENGTH:]
     return hmac.compare_digest(_checksum(head), checksum)

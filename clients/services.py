@@ -30,15 +30,22 @@ class IssuedSecret:
     record: ClientSecret
 
 
+def _lock(client: Client) -> None:
+    """Serialise writes to one client's secrets (reset and add) on its row lock."""
+    Client.objects.select_for_update().filter(pk=client.pk).first()
+
+
+@transaction.atomic
 def secret_add(*, client: Client, expires: datetime | None = None) -> IssuedSecret:
     """Give ``client`` one more live secret; its other secrets stay valid (rotation)."""
+    _lock(client)
     secret = client_secrets.generate_secret()
     key_id, digest = client_secrets.hash_secret(secret)
     record = ClientSecret.objects.create(
         client=client, prefix=client_secrets.secret_prefix(secret),
         hash=digest, hash_key_id=key_id, expires=expires,
     )
-    log.info("secret added", extra={"client_id": client.client_id, "prefix": record.prefix})
+    log.info("secret added client_id=%r prefix=%s", client.client_id, record.prefix)
     return IssuedSecret(secret=secret, record=record)
 
 
@@ -46,10 +53,10 @@ def secret_add(*, client: Client, expires: datetime | None = None) -> IssuedSecr
 def secret_reset(*, client: Client) -> IssuedSecret:
     """Replace every secret of ``client`` with one new one, atomically.
 
-    The client row is locked first, so concurrent resets run one after another
-    and exactly one secret is live when they are done.
+    The client row is locked first, so concurrent resets and additions run one
+    after another, and exactly one secret is live when a reset is done.
     """
-    Client.objects.select_for_update().filter(pk=client.pk).first()
+    _lock(client)
     now = timezone.now()
     ClientSecret.objects.filter(client=client).live(now).update(revoked=now)
     return secret_add(client=client)
@@ -132,7 +139,7 @@ def client_create(
     client.save()
     client.tenants.set(resolve_tenants(tenants))
     client.roles.set(resolve_roles(roles))
-    log.info("client created", extra={"client_id": client.client_id})
+    log.info("client created client_id=%r", client.client_id)
     return client, secret_add(client=client)
 
 

@@ -208,6 +208,7 @@ WOULD_CREATE = ["--tenant", "newco", "--role", "auditor", "--role", "newco/ops",
         pytest.param(["--role", "acme/"], r"^--role: .*'acme/' is not a role name", id="role without a name"),
         pytest.param(["--tenant", "acme!"], r"acme!", id="tenant that is not a slug"),
         pytest.param(["--role", "r" * 101], r"^--role: ", id="role name longer than its column"),
+        pytest.param(["--client-id", "svc\n"], r"^--client-id: ", id="client id with a trailing newline"),
     ],
 )
 def test_createclient_refuses_bad_input_and_creates_nothing(db, args, message):

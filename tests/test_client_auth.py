@@ -260,3 +260,27 @@ def test_forwarded_for_from_trusted_proxy(make_client, http, settings, forwarded
         HTTP_X_FORWARDED_FOR=forwarded_for,
     )
     ok(response) if works else refused(response)
+
+
+@pytest.mark.parametrize("client_id", ["\x00", "svc\x00", "svc\n", "x" * 300, "ä"])
+@pytest.mark.parametrize("method", ["basic", "post"])
+def test_impossible_client_ids_are_unknown_clients_not_errors(make_client, http, client_id, method, caplog):
+    """No database is asked about an id no client can have (PostgreSQL refuses NUL outright)."""
+    _, secret = make_client()
+    caplog.set_level(logging.INFO, logger="authserver")
+    if method == "basic":
+        response = post_token(http, GRANT, authorization=basic(client_id, secret))
+    else:
+        response = post_token(http, {**GRANT, "client_id": client_id, "client_secret": secret})
+    refused(response)
+    assert [getattr(r, "reason", None) for r in caplog.records if hasattr(r, "reason")] == ["unknown client"]
+
+
+@pytest.mark.parametrize("template", ["{secret}", "svc:{secret}", " {secret}", "x{secret}y"])
+def test_a_secret_pasted_into_client_id_is_not_logged(make_client, http, caplog, template):
+    client, secret = make_client()
+    caplog.set_level(logging.INFO, logger="authserver")
+    data = {**GRANT, "client_id": template.format(secret=secret), "client_secret": secret}
+    refused(post_token(http, data))
+    assert secret not in caplog.text
+    assert secret[:12] in caplog.text

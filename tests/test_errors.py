@@ -6,14 +6,15 @@ import json
 import logging
 
 import pytest
+from django.test import Client as HttpClient
 
 from tests.conftest import basic, post_token
 
 
 @pytest.mark.parametrize("path", ["/.well-known/jwks.json", "/.well-known/oauth-authorization-server"])
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
-def test_read_only_endpoints_answer_other_methods_with_json_405(http, db, path, method):
-    response = getattr(http, method)(path)
+def test_read_only_endpoints_answer_other_methods_with_json_405(db, path, method):
+    response = getattr(HttpClient(enforce_csrf_checks=True), method)(path)
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"
     assert json.loads(response.content) == {

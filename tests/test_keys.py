@@ -665,3 +665,93 @@ def test_live_rotation_reaches_every_worker_and_old_tokens_still_verify(gunicorn
             audience=server.base_url,
         )
         assert claims["sub"] == server.client_id
+
+
+# --- one signer, even under races; a database outage keeps the cached keys serving --------
+
+
+def test_two_signers_cannot_exist(db):
+    from django.db import IntegrityError, transaction
+
+    from tokens.keys import key_generate
+    from tokens.models import SigningKey
+
+    key_generate(algorithm="ES256", now=timezone.now()).save()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        key_generate(algorithm="ES256", now=timezone.now()).save()
+    assert SigningKey.objects.signers().count() == 1
+
+
+def test_losing_the_first_key_race_is_harmless(db, monkeypatch):
+    """A process that saw no signer, then lost the insert to another process, uses the winner's key."""
+    from tokens import keys
+    from tokens.models import SigningKey
+
+    winner = keys.key_generate(algorithm="ES256", now=timezone.now())
+    winner.save()
+    monkeypatch.setattr(SigningKey.objects, "signers", lambda: SigningKey.objects.none())
+    keys._create_first_key(timezone.now())
+    monkeypatch.undo()
+    assert list(SigningKey.objects.signers().values_list("kid", flat=True)) == [winner.kid]
+    assert keys.keyring().signer.kid == winner.kid
+
+
+def test_concurrent_first_requests_leave_one_signer(transactional_db):
+    """Eight processes' first requests at once (threads with their own connections) on an empty table."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection, connections
+
+    from tokens import keys
+    from tokens.models import SigningKey
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises writers (IMMEDIATE transactions): no race to test")
+
+    def first_request(_: int) -> str:
+        try:
+            cache = keys._KeyRingCache()
+            keys._build(cache, timezone.now())
+            assert cache.ring is not None
+            return cache.ring.signer.kid
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        kids = set(pool.map(first_request, range(8)))
+    assert SigningKey.objects.signers().count() == 1
+    assert kids == {SigningKey.objects.signers().get().kid}
+
+
+def test_cached_keys_keep_serving_while_the_database_is_down(make_client, http, monkeypatch, settings):
+    from django.db import OperationalError
+
+    from tokens import keys
+
+    before = http.get("/.well-known/jwks.json").content
+
+    def down(now):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(keys, "_published_rows", down)
+    keys.keyring_invalidate()
+    response = http.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.content == before
+
+
+def test_only_the_signers_private_key_is_decrypted(make_client, http, settings):
+    """A rotated-out key is published from its public JWK: a lost passphrase for an old key
+    cannot break the token or JWKS endpoints."""
+    from tokens import keys
+    from tokens.models import SigningKey
+
+    settings.SIGNING_KEY_ENCRYPTION_KEY = "first passphrase"
+    old = keys.key_rotate()
+    settings.SIGNING_KEY_ENCRYPTION_KEY = "second passphrase"
+    new = keys.key_rotate()
+    keys._cache.__init__()
+    ring = keys.keyring()
+    assert ring.signer.kid == new.kid and ring.signer.key.is_private
+    assert not ring.by_kid[old.kid].key.is_private
+    assert SigningKey.objects.get(kid=old.kid).encrypted

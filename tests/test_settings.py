@@ -47,6 +47,8 @@ def test_insecure_secret_key_fails_check_only_without_debug(settings):
         ("ftp://x", "authserver.E003"),
         ("https://a/?q=1", "authserver.E003"),
         ("x", "authserver.E003"),
+        ("https://a.example.com/auth", "authserver.E003"),
+        ("http://auth.example.com", "authserver.E006"),
     ],
 )
 def test_bad_issuer(settings, issuer, error):
@@ -116,3 +118,12 @@ def test_models_and_migrations_agree():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", "https://a.b"]
+)
+def test_good_issuers(settings, issuer):
+    settings.DEBUG = False
+    settings.ISSUER = issuer
+    assert not {"authserver.E002", "authserver.E003", "authserver.E006"} & ids(settings)

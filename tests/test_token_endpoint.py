@@ -12,6 +12,17 @@ from tests.conftest import TOKEN_PATHS, assert_oauth_error, basic, jwks_verify, 
 GRANT = {"grant_type": "client_credentials"}
 
 
+@pytest.fixture
+def make_client(make_client):
+    """Clients here have a scope unless a test says otherwise, so every token has one."""
+
+    def make(**kwargs):
+        kwargs.setdefault("allowed_scopes", ["read"])
+        return make_client(**kwargs)
+
+    return make
+
+
 def token_body(response) -> dict:
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/json"
@@ -213,10 +224,14 @@ def test_no_scope_grants_default_scopes_when_set(make_client, http):
     assert body["scope"] == "read"
 
 
-def test_client_without_scopes_gets_empty_scope(make_client, http):
-    client, secret = make_client()
-    body = token_body(post_token(http, GRANT, authorization=basic(client.client_id, secret)))
-    assert body["scope"] == ""
+def test_client_without_scopes_gets_no_scope_member(make_client, http):
+    """RFC 6749 §3.3 has no empty scope: nothing granted, no ``scope`` in body or token."""
+    client, secret = make_client(allowed_scopes=[])
+    response = post_token(http, GRANT, authorization=basic(client.client_id, secret))
+    assert response.status_code == 200
+    body = json.loads(response.content)
+    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert "scope" not in jwks_verify(http, body["access_token"])
 
 
 def test_requested_subset_is_granted_in_request_order_without_repeats(make_client, http):
@@ -227,7 +242,9 @@ def test_requested_subset_is_granted_in_request_order_without_repeats(make_clien
     assert jwks_verify(http, body["access_token"])["scope"] == "write read"
 
 
-@pytest.mark.parametrize("scope", ["delete", "read delete", "tenant:other", 'read "x"', "read  write", "a\\b"])
+@pytest.mark.parametrize(
+    "scope", ["delete", "read delete", "tenant:other", 'read "x"', "read  write", "a\\b", "read\n", "read\x00"]
+)
 def test_scope_not_allowed_or_malformed_is_invalid_scope(make_client, http, scope):
     client, secret = make_client(allowed_scopes=["read", "write"], tenants=["acme"])
     response = post_token(http, {**GRANT, "scope": scope}, authorization=basic(client.client_id, secret))
@@ -302,6 +319,7 @@ def test_audience_parameter_picks_audience(make_client, http):
         {"resource": "https://evil.example.com"},
         {"resource": "not-a-uri"},
         {"resource": "https://a.example.com#frag"},
+        {"resource": "http://[::1"},
         {"resource": ["https://a.example.com", "https://evil.example.com"]},
         {"audience": "other"},
     ],

@@ -34,7 +34,7 @@ def check_scopes(client: Client, scopes: Sequence[str]) -> tuple[str, ...]:
     a tenant of the client.  Returns the scopes without repeats, in request order."""
     tenant_slugs = None
     for scope in scopes:
-        if not SCOPE_TOKEN_PATTERN.match(scope):
+        if not SCOPE_TOKEN_PATTERN.fullmatch(scope):
             raise InvalidScopeError(description="The scope parameter is malformed.")
         if scope.startswith(TENANT_SCOPE_PREFIX):
             if tenant_slugs is None:
@@ -47,8 +47,11 @@ def check_scopes(client: Client, scopes: Sequence[str]) -> tuple[str, ...]:
 
 
 def _is_absolute_uri(value: str) -> bool:
-    parts = urlsplit(value)
-    return bool(parts.scheme) and not parts.fragment and "#" not in value
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return bool(parts.scheme) and "#" not in value
 
 
 def choose_audience(client: Client, resources: Sequence[str], audience: str | None) -> tuple[str, ...]:
@@ -96,8 +99,10 @@ def access_token_claims(
         "iat": issued_at,
         "exp": issued_at + expires_in,
         "jti": jti,
-        "scope": " ".join(grant.scopes),
     }
+    # RFC 6749 §3.3: a scope is one or more scope-tokens, so no scope means no claim.
+    if grant.scopes:
+        claims["scope"] = " ".join(grant.scopes)
     if grant.tenants:
         claims["tenants"] = list(grant.tenants)
     if grant.roles:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import unquote_plus
 
 from clients import secrets as client_secrets
-from clients.models import Client, ClientSecret, TokenEndpointAuthMethod
+from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, TokenEndpointAuthMethod
 from tokens.addresses import IPAddress, address_allowed
 from tokens.errors import InvalidClientError, InvalidRequestError
 from tokens.form import single
@@ -24,6 +25,7 @@ log = logging.getLogger("authserver.client_auth")
 BASIC = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value
 POST = TokenEndpointAuthMethod.CLIENT_SECRET_POST.value
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+_SECRET_LIKE = re.compile(re.escape(client_secrets.MARKER) + r"[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -114,17 +116,23 @@ def authenticate_client(
     if not client_secrets.is_well_formed(credentials.secret):
         # A mistyped or foreign secret: refused without touching the database.
         raise fail("malformed secret")
+    # An identifier no client can have (control characters, NUL, too long) is
+    # unknown without asking the database, which may reject such a value outright.
+    client_ids = [cid for cid in credentials.client_ids if CLIENT_ID_PATTERN.fullmatch(cid)]
+    if not client_ids:
+        client_secrets.match_secret(credentials.secret, [])
+        raise fail("unknown client")
     rows = list(
         ClientSecret.objects.select_related("client").filter(
-            client__client_id__in=credentials.client_ids,
+            client__client_id__in=client_ids,
             prefix=client_secrets.secret_prefix(credentials.secret),
         )
     )
     # The preferred identifier wins when both candidates exist.
-    rows.sort(key=lambda row: credentials.client_ids.index(row.client.client_id))
+    rows.sort(key=lambda row: client_ids.index(row.client.client_id))
     matched = client_secrets.match_secret(credentials.secret, rows)
     if matched is None:
-        known = Client.objects.filter(client_id__in=credentials.client_ids).exists()
+        known = Client.objects.filter(client_id__in=client_ids).exists()
         raise fail("wrong secret" if known else "unknown client")
     client = matched.client
     if not client.enabled:
@@ -146,10 +154,17 @@ def _touch(secret: ClientSecret, now: datetime) -> None:
         secret.last_used = now
 
 
+def loggable_client_id(client_id: str | None) -> str | None:
+    """A caller-supplied client id made safe to log: anything shaped like one of our
+    secrets (a secret pasted into the id field) is cut to its prefix, and the value
+    is truncated."""
+    if client_id is None:
+        return None
+    return _SECRET_LIKE.sub(lambda m: m.group(0)[: client_secrets.PREFIX_LENGTH] + "…", client_id)[:100]
+
+
 def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) -> None:
-    client_id = error.client_id
-    if client_id and client_id.startswith(client_secrets.MARKER):
-        client_id = "<a secret sent as client_id: redacted>"
+    client_id = loggable_client_id(error.client_id)
     log.warning(
         "client authentication failed: reason=%r client_id=%r method=%s address=%s",
         error.reason, client_id, error.method, address,

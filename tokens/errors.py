@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from oauthlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidRequestError,
@@ -81,8 +82,9 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
 
 
 def read_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
-    """Serve GET and HEAD; answer other methods with a JSON 405."""
+    """Serve GET and HEAD; answer other methods with a JSON 405 (no CSRF check: nothing changes)."""
 
+    @csrf_exempt
     @functools.wraps(view)
     def wrapper(request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):

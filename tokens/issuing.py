@@ -49,9 +49,8 @@ def issue_access_token(*, client: Client, grant: Grant, now: int | None = None) 
     token = jws.serialize_compact(header, payload, signer.key, algorithms=[signer.algorithm])
     log.info(
         "token issued client_id=%r scope=%r aud=%r jti=%s",
-        client.client_id, claims["scope"], claims["aud"], jti,
-        extra={"client_id": client.client_id, "scope": claims["scope"], "aud": claims["aud"], "jti": jti},
+        client.client_id, claims.get("scope", ""), claims["aud"], jti,
     )
     return IssuedToken(
-        access_token=token, expires_in=expires_in, scope=str(claims["scope"]), jti=jti, kid=signer.kid
+        access_token=token, expires_in=expires_in, scope=" ".join(grant.scopes), jti=jti, kid=signer.kid
     )

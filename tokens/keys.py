@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
@@ -75,18 +75,48 @@ def max_token_lifetime() -> timedelta:
     return timedelta(seconds=max(settings.ACCESS_TOKEN_TTL, longest_client))
 
 
-@transaction.atomic
 def key_rotate(*, algorithm: str | None = None, now: datetime | None = None) -> SigningKey:
-    """Make a new key the signer; keep the old ones published until their tokens expire."""
+    """Make a new key the signer; keep the old ones published until their tokens expire.
+
+    Two rotations at once cannot leave two signers: the unique ``signing`` column
+    makes the later one fail, and it is retried once against the new state.
+    """
     now = now or timezone.now()
     new_key = key_generate(algorithm=algorithm or settings.SIGNING_ALG, now=now)
-    published_until = now + max_token_lifetime() + PUBLISH_LEEWAY
-    list(SigningKey.objects.select_for_update().signers())
-    SigningKey.objects.signers().update(rotated_out=now, published_until=published_until)
-    new_key.save()
+    for attempt in (1, 2):
+        try:
+            _replace_signer(new_key, now)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
     keyring_invalidate()
-    log.info("signing key rotated", extra={"kid": new_key.kid, "algorithm": new_key.algorithm})
+    log.info("signing key rotated kid=%s alg=%s", new_key.kid, new_key.algorithm)
     return new_key
+
+
+@transaction.atomic
+def _replace_signer(new_key: SigningKey, now: datetime) -> None:
+    # Resource servers may see the old key's tokens until they expire, and workers
+    # may sign with it for up to one refresh interval after this commit.
+    published_until = (
+        now + max_token_lifetime() + timedelta(seconds=settings.SIGNING_KEY_REFRESH_SECONDS) + PUBLISH_LEEWAY
+    )
+    list(SigningKey.objects.select_for_update().signers())
+    SigningKey.objects.signers().update(signing=None, rotated_out=now, published_until=published_until)
+    new_key.save()
+
+
+def _create_first_key(now: datetime) -> None:
+    """Create a signer if none exists; a concurrent creator elsewhere wins harmlessly."""
+    if SigningKey.objects.signers().exists():
+        return
+    try:
+        with transaction.atomic():
+            key_generate(algorithm=settings.SIGNING_ALG, now=now).save()
+    except IntegrityError:
+        return
+    log.info("first signing key created")
 
 
 def key_prune(*, now: datetime | None = None) -> int:
@@ -98,6 +128,8 @@ def key_prune(*, now: datetime | None = None) -> int:
 
 @dataclass(frozen=True)
 class LoadedKey:
+    """A parsed key: private for the signer, public for every other published key."""
+
     kid: str
     algorithm: str
     key: JoseKey
@@ -128,45 +160,62 @@ def keyring_invalidate() -> None:
     _cache.checked_at = 0.0
 
 
-def _load(row: SigningKey) -> LoadedKey:
+def _load_signer(row: SigningKey) -> LoadedKey:
     password = _passphrase() if row.encrypted else None
     key = _KEY_CLASSES[row.algorithm].import_key(row.private_key, password=password)
     return LoadedKey(kid=row.kid, algorithm=row.algorithm, key=key, public_jwk=row.public_jwk)
 
 
+def _load_public(row: SigningKey) -> LoadedKey:
+    key = _KEY_CLASSES[row.algorithm].import_key(row.public_jwk)
+    return LoadedKey(kid=row.kid, algorithm=row.algorithm, key=key, public_jwk=row.public_jwk)
+
+
 def _published_rows(now: datetime) -> list[tuple[Any, ...]]:
-    return list(
-        SigningKey.objects.published(now).values_list("id", "kid", "rotated_out", "created")
+    return list(SigningKey.objects.published(now).values_list("id", "kid", "signing"))
+
+
+def _build(cache: _KeyRingCache, now: datetime) -> None:
+    rows = _published_rows(now)
+    if not any(signing for _, _, signing in rows):
+        _create_first_key(now)
+        rows = _published_rows(now)
+    fingerprint = tuple(rows)
+    if cache.ring is not None and fingerprint == cache.fingerprint:
+        return
+    signer_id, signer_kid, _ = next(row for row in rows if row[2])
+    parsed = {kid: key for kid, key in cache.parsed.items() if kid != signer_kid or key.key.is_private}
+    needed = [row_id for row_id, kid, _ in rows if kid not in parsed]
+    for row in SigningKey.objects.filter(id__in=needed):
+        parsed[row.kid] = _load_signer(row) if row.id == signer_id else _load_public(row)
+    by_kid = {kid: parsed[kid] for _, kid, _ in rows}
+    jwks = {"keys": [key.public_jwk for key in by_kid.values()]}
+    cache.parsed = by_kid
+    cache.ring = KeyRing(
+        signer=by_kid[signer_kid], by_kid=by_kid,
+        jwks_json=json.dumps(jwks, separators=(",", ":")).encode("ascii"),
     )
+    cache.fingerprint = fingerprint
 
 
 def keyring() -> KeyRing:
     """The signer and published keys, parsed once per process and refreshed every few seconds.
 
-    Creates the first key when there is none.
+    Only the signer's private key is ever decrypted.  Creates the first key when
+    there is none.  If the database cannot be reached for a refresh, the ring
+    already held keeps serving (and the next call tries again).
     """
     cache = _cache
     if cache.ring is not None and time.monotonic() - cache.checked_at < settings.SIGNING_KEY_REFRESH_SECONDS:
         return cache.ring
     with cache.lock:
-        now = timezone.now()
-        rows = _published_rows(now)
-        if not any(rotated_out is None for _, _, rotated_out, _ in rows):
-            key_rotate(now=now)
-            rows = _published_rows(now)
-        fingerprint = tuple(rows)
-        if cache.ring is None or fingerprint != cache.fingerprint:
-            missing = [row_id for row_id, kid, _, _ in rows if kid not in cache.parsed]
-            for row in SigningKey.objects.filter(id__in=missing):
-                cache.parsed[row.kid] = _load(row)
-            by_kid = {kid: cache.parsed[kid] for _, kid, _, _ in rows}
-            signer_kid = next(kid for _, kid, rotated_out, _ in rows if rotated_out is None)
-            jwks = {"keys": [by_kid[kid].public_jwk for _, kid, _, _ in rows]}
-            cache.parsed = dict(by_kid)
-            cache.ring = KeyRing(
-                signer=by_kid[signer_kid], by_kid=by_kid,
-                jwks_json=json.dumps(jwks, separators=(",", ":")).encode("ascii"),
-            )
-            cache.fingerprint = fingerprint
+        try:
+            _build(cache, timezone.now())
+        except DatabaseError:
+            if cache.ring is None:
+                raise
+            log.warning("signing keys not refreshed: database unavailable; serving the cached key set")
+            return cache.ring
         cache.checked_at = time.monotonic()
+        assert cache.ring is not None
         return cache.ring

@@ -14,7 +14,7 @@ class SigningKeyQuerySet(models.QuerySet["SigningKey"]):
         return self.filter(Q(published_until__isnull=True) | Q(published_until__gt=at))
 
     def signers(self) -> SigningKeyQuerySet:
-        return self.filter(rotated_out__isnull=True)
+        return self.filter(signing=True)
 
 
 class SigningKey(models.Model):
@@ -28,6 +28,9 @@ class SigningKey(models.Model):
     encrypted = models.BooleanField(default=False)
     public_jwk = models.JSONField()
     created = models.DateTimeField()
+    # True for the one signer, NULL for every other key: the unique index makes a
+    # second concurrent "first key" or rotation fail instead of leaving two signers.
+    signing = models.BooleanField(null=True, default=True, unique=True, editable=False)
     rotated_out = models.DateTimeField(null=True, blank=True, help_text="When it stopped signing.")
     published_until = models.DateTimeField(
         null=True, blank=True, help_text="Kept in the JWKS until every token it signed has expired."
@@ -42,7 +45,7 @@ class SigningKey(models.Model):
         return f"{self.kid} ({self.algorithm})"
 
     def state(self, at: datetime) -> str:
-        if self.rotated_out is None:
+        if self.signing:
             return "signing"
         if self.published_until is None or self.published_until > at:
             return "published"

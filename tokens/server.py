@@ -9,7 +9,6 @@ from django.conf import settings
 from django.http import HttpRequest
 from oauthlib.common import Request
 from oauthlib.oauth2 import ClientCredentialsGrant
-from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
 from tokens import claims
 from tokens.addresses import IPAddress, client_address
@@ -58,7 +57,9 @@ class TokenServer:
         pairs = [(name, value) for name, values in token_request.params.items() for value in values]
         request = Request(f"{settings.ISSUER}/oauth/token", "POST", pairs, {})
         request.token_request = token_request
-        request.scopes = scope_to_list(request.scope)
+        # RFC 6749 §3.3 separates scope-tokens by single spaces; oauthlib's own split
+        # would also strip other whitespace, accepting what the grammar refuses.
+        request.scopes = request.scope.split(" ") if request.scope is not None else None
         self.grant.validate_token_request(request)
         return issue_access_token(client=request.client, grant=request.grant)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from authserver.checks import SUPPORTED_SIGNING_ALGS
 from clients.models import TokenEndpointAuthMethod
 from tokens.errors import read_only
 
@@ -21,7 +20,6 @@ def server_metadata() -> dict[str, object]:
         "token_endpoint_auth_methods_supported": [
             m.value for m in TokenEndpointAuthMethod if m.value
         ],
-        "access_token_signing_alg_values_supported": list(SUPPORTED_SIGNING_ALGS),
     }
 
 

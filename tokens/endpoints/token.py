@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import HttpResponse
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from tokens.errors import (
+    InvalidRequestError,
     MethodNotAllowedError,
     OAuth2Error,
     TemporarilyUnavailableError,
@@ -57,6 +58,9 @@ class OAuthEndpoint(APIView):
     def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
         if isinstance(exc, OAuth2Error):
             return error_response(exc)
+        if isinstance(exc, DataError):
+            # A value the database refuses (e.g. NUL) is a malformed request, not our failure.
+            return error_response(InvalidRequestError(description="The request contains an invalid value."))
         if isinstance(exc, (OperationalError, InterfaceError)):
             log.error("database unavailable: %s", type(exc).__name__)
             return error_response(TemporarilyUnavailableError(status_code=503))
@@ -66,11 +70,12 @@ class OAuthEndpoint(APIView):
 class TokenView(OAuthEndpoint):
     def post(self, request: Request) -> HttpResponse:
         issued = token_server().issue(read_token_request(request._request))
-        return json_response(
-            {
-                "access_token": issued.access_token,
-                "token_type": TOKEN_TYPE,
-                "expires_in": issued.expires_in,
-                "scope": issued.scope,
-            }
-        )
+        body: dict[str, object] = {
+            "access_token": issued.access_token,
+            "token_type": TOKEN_TYPE,
+            "expires_in": issued.expires_in,
+        }
+        # RFC 6749 §5.1: the granted scope, always, unless nothing was granted.
+        if issued.scope:
+            body["scope"] = issued.scope
+        return json_response(body)
