@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from tokens.endpoints.jwks import jwks
 from tokens.endpoints.metadata import metadata
@@ -19,4 +19,5 @@ urlpatterns = [
     re_path(r"^\.well-known/openid-configuration/?$", metadata, name="openid-configuration"),
     re_path(r"^\.well-known/jwks\.json$", jwks, name="jwks"),
     path("admin/", admin.site.urls),
+    path("", include("clients.urls")),
 ]

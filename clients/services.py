@@ -14,6 +14,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clients import secrets as client_secrets
@@ -36,9 +37,18 @@ def _lock(client: Client) -> None:
 
 
 @transaction.atomic
-def secret_add(*, client: Client, expires: datetime | None = None) -> IssuedSecret:
-    """Give ``client`` one more live secret; its other secrets stay valid (rotation)."""
+def secret_add(
+    *, client: Client, expires: datetime | None = None, others_expire: datetime | None = None
+) -> IssuedSecret:
+    """Give ``client`` one more live secret; its other secrets stay valid (rotation).
+
+    ``others_expire`` sets when the client's other live secrets stop working (only
+    ever earlier than they would have), so callers have until then to move over.
+    """
     _lock(client)
+    if others_expire is not None:
+        live = ClientSecret.objects.filter(client=client).live(timezone.now())
+        live.filter(Q(expires__isnull=True) | Q(expires__gt=others_expire)).update(expires=others_expire)
     secret = client_secrets.generate_secret()
     key_id, digest = client_secrets.hash_secret(secret)
     record = ClientSecret.objects.create(
@@ -60,6 +70,18 @@ def secret_reset(*, client: Client) -> IssuedSecret:
     now = timezone.now()
     ClientSecret.objects.filter(client=client).live(now).update(revoked=now)
     return secret_add(client=client)
+
+
+@transaction.atomic
+def secret_revoke(*, client: Client, prefix: str) -> ClientSecret:
+    """Revoke the client's live secret with this prefix; ``ClientSecret.DoesNotExist`` if none."""
+    _lock(client)
+    now = timezone.now()
+    record = ClientSecret.objects.filter(client=client, prefix=prefix).live(now).get()
+    record.revoked = now
+    record.save(update_fields=["revoked"])
+    log.info("secret revoked client_id=%r prefix=%s", client.client_id, prefix)
+    return record
 
 
 def resolve_tenants(slugs: Sequence[str]) -> list[Tenant]:
@@ -141,6 +163,51 @@ def client_create(
     client.roles.set(resolve_roles(roles))
     log.info("client created client_id=%r", client.client_id)
     return client, secret_add(client=client)
+
+
+# Fields an update may set, with RFC 7591 names mapped to ours by the API layer.
+UPDATABLE_FIELDS = frozenset(
+    {
+        "name", "enabled", "grant_types", "allowed_scopes", "default_scopes", "token_endpoint_auth_method",
+        "access_token_ttl", "audiences", "allowed_ips",
+    }
+)
+
+
+@transaction.atomic
+def client_update(
+    *,
+    client: Client,
+    fields: dict[str, object],
+    tenants: Sequence[str] | None = None,
+    roles: Sequence[str] | None = None,
+) -> Client:
+    """Update the fields given and leave the others as they are (so PUT and PATCH agree).
+
+    Raises ``ValidationError`` (and changes nothing) on any invalid field.
+    """
+    unknown = set(fields) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed." for name in sorted(unknown)})
+    _lock(client)
+    for name, value in fields.items():
+        setattr(client, name, _unique(value) if isinstance(value, list) else value)
+    client.full_clean()
+    client_validate_scopes(client)
+    client.save()
+    if tenants is not None:
+        client.tenants.set(resolve_tenants(tenants))
+    if roles is not None:
+        client.roles.set(resolve_roles(roles))
+    log.info("client updated client_id=%r fields=%s", client.client_id, ",".join(sorted(fields)))
+    return client
+
+
+def client_delete(*, client: Client) -> None:
+    """Delete the client and its secrets; its tokens stop verifying where the client is checked."""
+    client_id = client.client_id
+    client.delete()
+    log.info("client deleted client_id=%r", client_id)
 
 
 def client_validate_scopes(client: Client) -> None:

@@ -1,0 +1,118 @@
+"""Bearer authentication for DRF APIs with our own access tokens (RFC 6750).
+
+Reusable by any Django REST framework API::
+
+    from tokens.authentication import BearerTokenAuthentication, HasScope
+
+    class InvoiceView(APIView):
+        authentication_classes = [BearerTokenAuthentication]
+        permission_classes = [HasScope.of("invoices:read")]
+
+``request.user`` is a ``TokenUser`` (the calling client), ``request.auth`` the
+``VerifiedToken``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from clients.models import Client
+from tokens.verification import InvalidToken, VerifiedToken, verify_access_token
+
+log = logging.getLogger("authserver.bearer")
+
+REALM = "authserver"
+
+
+@dataclass(frozen=True)
+class TokenUser:
+    """The client behind a bearer token, in the place Django expects a user."""
+
+    client: Client
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    is_anonymous: bool = False
+
+    @property
+    def pk(self) -> str:
+        return self.client.client_id
+
+    def __str__(self) -> str:
+        return f"client {self.client.client_id}"
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """Accepts ``Authorization: Bearer <our JWT access token>`` (RFC 6750 §2.1).
+
+    A missing header leaves the request unauthenticated (other classes may try);
+    a bad token is a 401 with ``error="invalid_token"`` (RFC 6750 §3.1).
+    """
+
+    audience: str | None = None  # None: the issuer, i.e. this server's own APIs
+
+    def authenticate(self, request: Request) -> tuple[TokenUser, VerifiedToken] | None:
+        scheme, _, token = get_authorization_header(request).partition(b" ")
+        if scheme.lower() != b"bearer":
+            return None
+        request._bearer_error = "invalid_token"  # type: ignore[attr-defined]
+        try:
+            verified = verify_access_token(token.strip().decode("ascii"), audience=self.audience)
+        except (InvalidToken, UnicodeDecodeError) as error:
+            log.info("bearer token refused: %s", error)
+            raise AuthenticationFailed("The access token is invalid, expired or revoked.") from None
+        return TokenUser(verified.client), verified
+
+    def authenticate_header(self, request: Request) -> str:
+        error = getattr(request, "_bearer_error", None)
+        return f'Bearer realm="{REALM}"' + (f', error="{error}"' if error else "")
+
+
+class InsufficientScope(PermissionDenied):
+    """403 with ``WWW-Authenticate: Bearer error="insufficient_scope"`` (RFC 6750 §3.1)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"The access token lacks the scope {scope}.")
+        self.scope = scope
+
+    @property
+    def www_authenticate(self) -> str:
+        return f'Bearer realm="{REALM}", error="insufficient_scope", scope="{self.scope}"'
+
+
+class HasScope(BasePermission):
+    """Requires a bearer token carrying ``scope``, or a logged-in staff user (session)."""
+
+    scope = ""
+
+    @classmethod
+    def of(cls, scope: str) -> type[HasScope]:
+        return type(f"HasScope_{scope}", (cls,), {"scope": scope})
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, VerifiedToken):
+            if self.scope not in request.auth.scopes:
+                raise InsufficientScope(self.scope)
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff and user.is_active)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus the RFC 6750 challenge on an insufficient-scope 403."""
+    # Imported here: rest_framework.views loads the authentication classes itself.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, InsufficientScope):
+        response["WWW-Authenticate"] = exc.www_authenticate
+    return response
