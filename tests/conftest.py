@@ -14,6 +14,7 @@ from django.test import Client as HttpClient
 
 from clients.models import Client
 from clients.services import client_create
+from tests.live import gunicorn_database_url, gunicorn_server  # noqa: F401  (fixtures)
 from tokens import keys
 
 ISSUER = "http://testserver"

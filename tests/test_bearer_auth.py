@@ -168,3 +168,16 @@ def test_bearer_with_token_wins_over_session(make_client, db):
     http = HttpClient()
     assert http.login(username="op2", password="pw-for-tests-only")
     assert call(http, "garbage").status_code == 401
+
+
+def test_revoked_token_is_refused_at_once(make_client, http):
+    client, secret = make_client(allowed_scopes=["invoices:read"])
+    token = json.loads(
+        post_token(http, {"grant_type": "client_credentials"}, authorization=basic(client.client_id, secret)).content
+    )["access_token"]
+    assert call(http, token).status_code == 200
+    revoked = post_token(http, {"token": token}, path="/oauth/revoke", authorization=basic(client.client_id, secret))
+    assert revoked.status_code == 200
+    response = call(http, token)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == INVALID

@@ -18,7 +18,7 @@ from clients import secrets as client_secrets
 from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, TokenEndpointAuthMethod
 from tokens.addresses import IPAddress, address_allowed
 from tokens.errors import InvalidClientError, InvalidRequestError
-from tokens.form import single
+from tokens.form import FormRequest, single
 
 log = logging.getLogger("authserver.client_auth")
 
@@ -171,3 +171,14 @@ def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) ->
         extra={"reason": error.reason, "client_id": client_id, "method": error.method,
                "address": str(address)},
     )
+
+
+def authenticate_form_request(form: FormRequest, *, now: datetime) -> Client:
+    """Authenticate the client of a token, introspection or revocation request, logging
+    the real reason of a failure; raises ``ClientAuthenticationFailed`` or ``InvalidRequestError``."""
+    try:
+        credentials = presented_credentials(form.authorization, form.params)
+        return authenticate_client(credentials=credentials, address=form.address, now=now)
+    except ClientAuthenticationFailed as failure:
+        log_failure(failure, form.address)
+        raise

@@ -6,11 +6,13 @@ accepts any content type; the token endpoint must see both, so it reads the body
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.http import HttpRequest
 
+from tokens.addresses import IPAddress, client_address
 from tokens.errors import InvalidRequestError, RequestTooLargeError
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -57,3 +59,21 @@ def read_form(request: HttpRequest) -> dict[str, list[str]]:
 def single(params: dict[str, list[str]], name: str) -> str | None:
     values = params.get(name)
     return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class FormRequest:
+    """A POST to an OAuth endpoint as read off the wire, before any check of its meaning."""
+
+    params: dict[str, list[str]]
+    authorization: str | None
+    address: IPAddress | None
+
+
+def read_form_request(request: HttpRequest) -> FormRequest:
+    """Parse the HTTP request; credentials in the query string are never read."""
+    return FormRequest(
+        params=read_form(request),
+        authorization=request.META.get("HTTP_AUTHORIZATION"),
+        address=client_address(request),
+    )

@@ -50,3 +50,15 @@ class SigningKey(models.Model):
         if self.published_until is None or self.published_until > at:
             return "published"
         return "retired"
+
+
+class RevokedToken(models.Model):
+    """A revoked access token, remembered by ``jti`` until it would have expired anyway."""
+
+    jti = models.CharField(max_length=64, unique=True)
+    client_id = models.CharField(max_length=255)
+    expires = models.DateTimeField(db_index=True)
+    revoked = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.jti

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
-from django.http import HttpRequest
 from oauthlib.common import Request
 from oauthlib.oauth2 import ClientCredentialsGrant
 
 from tokens import claims
-from tokens.addresses import IPAddress, client_address
-from tokens.form import read_form, single
+from tokens.form import FormRequest, single
 from tokens.issuing import IssuedToken, issue_access_token
 from tokens.validator import Validator
-
-
-@dataclass(frozen=True)
-class TokenRequest:
-    """A token request as read off the wire, before any check of its meaning."""
-
-    params: dict[str, list[str]]
-    authorization: str | None
-    address: IPAddress | None
-
-
-def read_token_request(request: HttpRequest) -> TokenRequest:
-    """Parse the HTTP request; credentials in the query string are never read."""
-    return TokenRequest(
-        params=read_form(request),
-        authorization=request.META.get("HTTP_AUTHORIZATION"),
-        address=client_address(request),
-    )
 
 
 def _choose_audience(request: Request) -> None:
@@ -52,7 +31,7 @@ class TokenServer:
     def __init__(self) -> None:
         self.grant = ClientCredentialsGrant(Validator(), post_token=[_choose_audience])
 
-    def issue(self, token_request: TokenRequest) -> IssuedToken:
+    def issue(self, token_request: FormRequest) -> IssuedToken:
         """Validate per RFC 6749 §4.4 and issue a token; raises ``OAuth2Error`` subclasses."""
         pairs = [(name, value) for name, values in token_request.params.items() for value in values]
         request = Request(f"{settings.ISSUER}/oauth/token", "POST", pairs, {})

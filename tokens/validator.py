@@ -16,12 +16,7 @@ from oauthlib.common import Request
 
 from clients.models import Client
 from tokens import claims
-from tokens.client_auth import (
-    ClientAuthenticationFailed,
-    authenticate_client,
-    log_failure,
-    presented_credentials,
-)
+from tokens.client_auth import authenticate_form_request
 
 
 class Validator(OAuth2Validator):
@@ -29,15 +24,7 @@ class Validator(OAuth2Validator):
         return True
 
     def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
-        token_request = request.token_request
-        try:
-            credentials = presented_credentials(token_request.authorization, token_request.params)
-            request.client = authenticate_client(
-                credentials=credentials, address=token_request.address, now=timezone.now()
-            )
-        except ClientAuthenticationFailed as failure:
-            log_failure(failure, token_request.address)
-            raise
+        request.client = authenticate_form_request(request.token_request, now=timezone.now())
         return True
 
     def validate_grant_type(

@@ -14,9 +14,12 @@ from joserfc.errors import JoseError
 from clients.models import Client
 from tokens.issuing import JWT_TYP
 from tokens.keys import keyring
+from tokens.models import RevokedToken
 
 # Allowance for clocks of other nodes that issued the token slightly ahead of ours.
 CLOCK_SKEW_SECONDS = 30
+# Pass as ``audience`` to accept a token whatever its audience (introspection, revocation).
+ANY_AUDIENCE = "*any*"
 
 
 class InvalidToken(Exception):
@@ -43,8 +46,9 @@ def _audiences(claims: dict[str, Any]) -> list[str]:
 
 
 def verify_access_token(token: str, *, audience: str | None = None, now: int | None = None) -> VerifiedToken:
-    """Check signature (any published key), ``typ``, ``iss``, ``exp``, ``aud`` and that the
-    client still exists and is enabled; raise ``InvalidToken`` otherwise.
+    """Check signature (any published key), ``typ``, ``iss``, ``exp``, ``aud``, that the
+    token is not revoked and that its client still exists and is enabled; raise
+    ``InvalidToken`` otherwise.
 
     ``audience`` defaults to the issuer itself (this server's own APIs).
     """
@@ -74,8 +78,10 @@ def verify_access_token(token: str, *, audience: str | None = None, now: int | N
         raise InvalidToken("expired")
     if iat > now + CLOCK_SKEW_SECONDS:
         raise InvalidToken("issued in the future")
-    if (audience or settings.ISSUER) not in _audiences(claims):
+    if audience != ANY_AUDIENCE and (audience or settings.ISSUER) not in _audiences(claims):
         raise InvalidToken("wrong audience")
+    if not isinstance(claims.get("jti"), str) or RevokedToken.objects.filter(jti=claims["jti"]).exists():
+        raise InvalidToken("revoked")
     client = Client.objects.filter(client_id=claims.get("client_id"), enabled=True).first()
     if client is None:
         raise InvalidToken("client unknown or disabled")

@@ -11,15 +11,18 @@ from tokens.errors import read_only
 
 def server_metadata() -> dict[str, object]:
     issuer = settings.ISSUER
+    auth_methods = [m.value for m in TokenEndpointAuthMethod if m.value]
     return {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": [
-            m.value for m in TokenEndpointAuthMethod if m.value
-        ],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "revocation_endpoint_auth_methods_supported": auth_methods,
     }
 
 

@@ -1,0 +1,19 @@
+"""``manage.py prunetokens``: forget revocations of expired tokens and retired signing keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from tokens.keys import key_prune
+from tokens.revocation import prune_revocations
+
+
+class Command(BaseCommand):
+    help = "Delete revocation records of tokens past their expiry and signing keys no longer published."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        revocations = prune_revocations()
+        keys = key_prune()
+        self.stdout.write(f"Deleted {revocations} expired revocation(s) and {keys} retired signing key(s).")
