@@ -55,6 +55,12 @@ TRUSTED_PROXIES = tuple(
     ipaddress.ip_network(cidr, strict=False) for cidr in env.list("TRUSTED_PROXIES", default=[])
 )
 
+# Brute-force limits on failed client authentication (DRF-style N/s|m|h|d, or "off").
+FAILED_AUTH_RATE_PER_IP = env.str("FAILED_AUTH_RATE_PER_IP", default="100/m")
+FAILED_AUTH_RATE_PER_CLIENT = env.str("FAILED_AUTH_RATE_PER_CLIENT", default="10/m")
+# Cache trouble must not stop token issuing: limits are skipped (and logged) instead.
+RATELIMIT_FAIL_OPEN = True
+
 # Largest token-request body read; larger ones get 413 without being read.
 TOKEN_REQUEST_MAX_BYTES = env.int("TOKEN_REQUEST_MAX_BYTES", default=16384)
 

@@ -34,6 +34,14 @@ def _issuer(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Rate-limit counters of one test never lock out the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_keyring() -> Iterator[None]:
     """Each test sees the database's keys, not ones cached from an earlier test."""
     keys._cache.__init__()  # type: ignore[misc]

@@ -16,6 +16,7 @@ from urllib.parse import unquote_plus
 
 from clients import secrets as client_secrets
 from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, TokenEndpointAuthMethod
+from tokens import ratelimit
 from tokens.addresses import IPAddress, address_allowed
 from tokens.errors import InvalidClientError, InvalidRequestError
 from tokens.form import FormRequest, single
@@ -174,11 +175,20 @@ def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) ->
 
 
 def authenticate_form_request(form: FormRequest, *, now: datetime) -> Client:
-    """Authenticate the client of a token, introspection or revocation request, logging
-    the real reason of a failure; raises ``ClientAuthenticationFailed`` or ``InvalidRequestError``."""
+    """Authenticate the client of a token, introspection or revocation request.
+
+    Locked-out callers are refused first (429, no database work); every failure is
+    counted and logged with its real reason.  Raises ``ClientAuthenticationFailed``,
+    ``InvalidRequestError`` or ``TooManyAttemptsError``.
+    """
+    client_id = None
     try:
         credentials = presented_credentials(form.authorization, form.params)
+        client_id = credentials.client_ids[0]
+        ratelimit.check_not_locked_out(client_id=client_id, address=form.address)
         return authenticate_client(credentials=credentials, address=form.address, now=now)
     except ClientAuthenticationFailed as failure:
+        ratelimit.check_not_locked_out(client_id=None, address=form.address)
+        ratelimit.record_failure(client_id=client_id, address=form.address)
         log_failure(failure, form.address)
         raise

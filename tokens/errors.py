@@ -25,7 +25,8 @@ from oauthlib.oauth2.rfc6749.errors import (
 __all__ = [
     "InvalidClientError", "InvalidRequestError", "InvalidScopeError", "InvalidTargetError",
     "MethodNotAllowedError", "NotFoundError", "OAuth2Error", "ReadOnlyEndpointError", "RequestTooLargeError",
-    "ServerError", "TemporarilyUnavailableError", "UnauthorizedClientError", "UnsupportedGrantTypeError",
+    "ServerError", "TemporarilyUnavailableError", "TooManyAttemptsError", "UnauthorizedClientError",
+    "UnsupportedGrantTypeError",
     "error_response", "json_response", "read_only",
 ]
 
@@ -54,6 +55,17 @@ class MethodNotAllowedError(InvalidRequestError):
 class ReadOnlyEndpointError(MethodNotAllowedError):
     description = "This endpoint accepts only GET and HEAD."
     allow = "GET, HEAD"
+
+
+class TooManyAttemptsError(TemporarilyUnavailableError):
+    """429: too many failed client authentications from here; ``Retry-After`` says when to retry."""
+
+    status_code = 429
+    description = "Too many failed client authentications; retry later."
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
 
 
 class NotFoundError(InvalidRequestError):
@@ -105,6 +117,8 @@ def error_response(error: OAuth2Error) -> HttpResponse:
         headers["WWW-Authenticate"] = BASIC_CHALLENGE
     if isinstance(error, MethodNotAllowedError):
         headers["Allow"] = error.allow
-    if isinstance(error, TemporarilyUnavailableError) or error.status_code == 503:
+    if isinstance(error, TooManyAttemptsError):
+        headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, TemporarilyUnavailableError) or error.status_code == 503:
         headers["Retry-After"] = "5"
     return json_response(body, status=error.status_code, headers=headers)
