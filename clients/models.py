@@ -50,6 +50,13 @@ def validate_cidr_list(value: object) -> None:
             raise ValidationError(f"{cidr!r} is not an IP address or CIDR.", code="invalid_cidr") from None
 
 
+def validate_grant_types(value: object) -> None:
+    if not isinstance(value, list) or not all(g in GrantType.values for g in value):
+        raise ValidationError(
+            f"Grant types are a list of: {', '.join(GrantType.values)}.", code="invalid_grant_type"
+        )
+
+
 def validate_audience_list(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(a, str) and a and " " not in a for a in value):
         raise ValidationError("Audiences are non-empty strings without spaces.", code="invalid_audience")
@@ -131,7 +138,7 @@ class Client(AbstractApplication):
 
     enabled = models.BooleanField(default=True, help_text="A disabled client gets no tokens.")
     grant_types = models.JSONField(
-        default=list, blank=True,
+        default=list, blank=True, validators=[validate_grant_types],
         help_text='Grants this client may use; only "client_credentials" is served.',
     )
     allowed_scopes = models.JSONField(default=list, blank=True, validators=[validate_scope_list])

@@ -7,13 +7,13 @@ tests.  Each returns a newly made secret in clear exactly once; it is never stor
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -77,9 +77,13 @@ def secret_revoke(*, client: Client, prefix: str) -> ClientSecret:
     """Revoke the client's live secret with this prefix; ``ClientSecret.DoesNotExist`` if none."""
     _lock(client)
     now = timezone.now()
-    record = ClientSecret.objects.filter(client=client, prefix=prefix).live(now).get()
-    record.revoked = now
-    record.save(update_fields=["revoked"])
+    live = ClientSecret.objects.filter(client=client, prefix=prefix).live(now)
+    record = live.first()
+    if record is None:
+        raise ClientSecret.DoesNotExist(f"no live secret with prefix {prefix!r}")
+    # Two live secrets sharing a 12-character prefix are (vanishingly) possible: both go.
+    live.update(revoked=now)
+    record.refresh_from_db()
     log.info("secret revoked client_id=%r prefix=%s", client.client_id, prefix)
     return record
 
@@ -190,6 +194,9 @@ def client_update(
     if unknown:
         raise ValidationError({name: "This field cannot be changed." for name in sorted(unknown)})
     _lock(client)
+    # Start from the row as it is now, not as this caller read it: a concurrent
+    # update of other fields must not be undone by this save.
+    client.refresh_from_db()
     for name, value in fields.items():
         setattr(client, name, _unique(value) if isinstance(value, list) else value)
     client.full_clean()
@@ -220,3 +227,88 @@ def client_validate_scopes(client: Client) -> None:
 
 def _unique(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
+
+
+# --- tenants and roles (management API, design §4) ---------------------------------------
+
+
+def _apply(instance: Tenant | Role, fields: Mapping[str, object], allowed: frozenset[str]) -> None:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed." for name in sorted(unknown)})
+    for name, value in fields.items():
+        setattr(instance, name, value)
+
+
+def _save(instance: Tenant | Role, *, duplicate: dict[str, str]) -> None:
+    """Validate and save; a unique clash lost to a concurrent insert is still a ``ValidationError``."""
+    instance.full_clean()
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError:
+        raise ValidationError(duplicate) from None
+
+
+def _tenant_duplicate(tenant: Tenant) -> dict[str, str]:
+    return {"slug": f"A tenant {tenant.slug!r} already exists."}
+
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str = "") -> Tenant:
+    """Create a tenant; ``ValidationError`` on an invalid or taken slug."""
+    tenant = Tenant(slug=slug, name=name)
+    _save(tenant, duplicate=_tenant_duplicate(tenant))
+    log.info("tenant created slug=%r", slug)
+    return tenant
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, fields: Mapping[str, object]) -> Tenant:
+    """Update the fields given (``slug``, ``name``); the others keep their values."""
+    _apply(tenant, fields, frozenset({"slug", "name"}))
+    _save(tenant, duplicate=_tenant_duplicate(tenant))
+    log.info("tenant updated slug=%r fields=%s", tenant.slug, ",".join(sorted(fields)))
+    return tenant
+
+
+def tenant_delete(*, tenant: Tenant) -> None:
+    """Delete the tenant and its roles; its clients lose both from their next token on."""
+    slug = tenant.slug
+    tenant.delete()
+    log.info("tenant deleted slug=%r", slug)
+
+
+def _role_check_unique(role: Role) -> dict[str, str]:
+    """Raise a field-named ``ValidationError`` when the role's name is taken where it lives;
+    return the same message for a clash found only on insert."""
+    where = f"tenant {role.tenant.slug!r}" if role.tenant is not None else "the global roles"
+    duplicate = {"name": f"A role {role.name!r} already exists in {where}."}
+    if Role.objects.filter(tenant=role.tenant, name=role.name).exclude(pk=role.pk).exists():
+        raise ValidationError(duplicate)
+    return duplicate
+
+
+@transaction.atomic
+def role_create(*, name: str, tenant: Tenant | None = None) -> Role:
+    """Create a role, global (``tenant=None``) or of one tenant; ``ValidationError`` if taken."""
+    role = Role(name=name, tenant=tenant)
+    _save(role, duplicate=_role_check_unique(role))
+    log.info("role created role=%r", role.claim_value)
+    return role
+
+
+@transaction.atomic
+def role_update(*, role: Role, fields: Mapping[str, object]) -> Role:
+    """Update the fields given (``name``, ``tenant``); the others keep their values."""
+    _apply(role, fields, frozenset({"name", "tenant"}))
+    _save(role, duplicate=_role_check_unique(role))
+    log.info("role updated role=%r fields=%s", role.claim_value, ",".join(sorted(fields)))
+    return role
+
+
+def role_delete(*, role: Role) -> None:
+    """Delete the role; its clients lose it from their next token on."""
+    claim_value = role.claim_value
+    role.delete()
+    log.info("role deleted role=%r", claim_value)

@@ -1,7 +1,30 @@
-"""Management API routes (design §4)."""
+"""Management API routes (design §4), each with and without a trailing slash, never a redirect.
+
+A client ID may hold any printable ASCII but space (design §3), so its segment matches
+anything, ``/`` included (Django decodes ``%2F`` before routing, so an encoded slash
+cannot be told from a literal one).  The fixed suffixes are tried first: an ID that
+itself ends in ``/secrets``, ``/secrets/<x>`` or ``/reset_secret`` is reachable only
+through the admin and the CLI.
+"""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, re_path
 
-urlpatterns: list[URLPattern] = []
+from clients import api, apidocs
+
+CLIENT = r"^client/(?P<client_id>.+?)"
+
+urlpatterns: list[URLPattern] = [
+    re_path(r"^client/?$", api.ClientListView.as_view(), name="client-list"),
+    re_path(rf"{CLIENT}/reset_secret/?$", api.ClientResetSecretView.as_view(), name="client-reset-secret"),
+    re_path(rf"{CLIENT}/secrets/?$", api.ClientSecretListView.as_view(), name="client-secrets"),
+    re_path(rf"{CLIENT}/secrets/(?P<prefix>[^/]+)/?$", api.ClientSecretDetailView.as_view(), name="client-secret"),
+    re_path(rf"{CLIENT}/?$", api.ClientDetailView.as_view(), name="client-detail"),
+    re_path(r"^tenant/?$", api.TenantListView.as_view(), name="tenant-list"),
+    re_path(r"^tenant/(?P<slug>[-a-zA-Z0-9_]+)/?$", api.TenantDetailView.as_view(), name="tenant-detail"),
+    re_path(r"^role/?$", api.RoleListView.as_view(), name="role-list"),
+    re_path(r"^role/(?P<role_id>[0-9]{1,18})/?$", api.RoleDetailView.as_view(), name="role-detail"),
+    re_path(r"^api/schema/?$", apidocs.schema_view, name="api-schema"),
+    re_path(r"^api/docs/?$", apidocs.docs_view, name="api-docs"),
+]

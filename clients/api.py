@@ -1,0 +1,393 @@
+"""The client-management REST API (design §4): clients, their secrets, tenants and roles.
+
+One DRF view per path; each method parses with a serializer, calls one service from
+``clients.services`` and renders with a serializer.  JSON uses RFC 7591 §2 client
+metadata names where one exists.
+
+Callers: a bearer access token from this server (RFC 6750) with scope
+``clients:read`` for reads (``clients:write`` also reads) and ``clients:write`` for
+writes, or a logged-in staff user (session cookie with CSRF token).  Lists page with
+``limit`` and ``offset``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clients import services
+from clients.models import Client, ClientSecret, Role, Tenant
+from clients.serializers import (
+    API_NAMES,
+    SAME_NAMES,
+    ClientCreatedSerializer,
+    ClientDetailSerializer,
+    ClientFilterSerializer,
+    ClientInputSerializer,
+    ClientPageSerializer,
+    ClientSerializer,
+    ClientUpdateSerializer,
+    EmptySerializer,
+    IssuedSecretSerializer,
+    RoleFilterSerializer,
+    RoleInputSerializer,
+    RolePageSerializer,
+    RoleSerializer,
+    SecretAddSerializer,
+    SecretSerializer,
+    TenantInputSerializer,
+    TenantPageSerializer,
+    TenantSerializer,
+    api_errors,
+)
+from tokens.authentication import HasScope
+from tokens.verification import VerifiedToken
+
+READ_SCOPE = "clients:read"
+WRITE_SCOPE = "clients:write"
+
+
+class ClientsScope(BasePermission):
+    """Reads need ``clients:read`` or ``clients:write``, writes ``clients:write``
+    (RFC 6750 §3.1: a missing scope is a 403 ``insufficient_scope`` naming it);
+    a staff session may do both."""
+
+    read = HasScope.of(READ_SCOPE)
+    write = HasScope.of(WRITE_SCOPE)
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method not in SAFE_METHODS:
+            return self.write().has_permission(request, view)
+        if isinstance(request.auth, VerifiedToken) and WRITE_SCOPE in request.auth.scopes:
+            return True
+        return self.read().has_permission(request, view)
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "A concurrent change conflicted with this one; retry."
+    default_code = "conflict"
+
+
+class Pagination(LimitOffsetPagination):
+    """``?limit=`` (default 100, at most 1000) and ``?offset=``; answers ``count``,
+    ``next``, ``previous``, ``results``."""
+
+    default_limit = 100
+    max_limit = 1000
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Page size (default 100, at most 1000)."),
+    OpenApiParameter("offset", int, description="Items to skip (default 0)."),
+]
+NOT_FOUND = OpenApiResponse(description="No such resource.")
+BAD_REQUEST = OpenApiResponse(description="Invalid fields, unknown fields or malformed JSON; keys name the fields.")
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # responses that carry a secret
+
+
+class ManagementView(APIView):
+    permission_classes = [ClientsScope]
+
+
+@contextmanager
+def field_errors(names: Mapping[str, str] = API_NAMES) -> Iterator[None]:
+    """A service's ``ValidationError`` becomes a 400 naming API fields; a unique
+    clash lost to a concurrent request a 409."""
+    try:
+        yield
+    except DjangoValidationError as error:
+        raise api_errors(error, names) from None
+    except IntegrityError:
+        raise Conflict() from None
+
+
+def parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> Any:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+def query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    # A plain dict: DRF reads a missing boolean in a QueryDict as false.
+    return parse(serializer_class, request.query_params.dict()).validated_data
+
+
+def page(request: Request, view: APIView, queryset: QuerySet[Any], serializer_class: type[Any]) -> Response:
+    paginator = Pagination()
+    items = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(items, many=True).data)
+
+
+# --- clients -----------------------------------------------------------------------------
+
+
+def clients() -> QuerySet[Client]:
+    """Clients with what their rendering needs, in a fixed number of queries."""
+    return Client.objects.prefetch_related("tenants", Prefetch("roles", Role.objects.select_related("tenant")))
+
+
+def get_client(client_id: str, *, detail: bool = False) -> Client:
+    queryset = clients().prefetch_related("secrets") if detail else Client.objects.all()
+    try:
+        return queryset.get(client_id=client_id)
+    except Client.DoesNotExist:
+        raise NotFound(f"No client {client_id!r}.") from None
+
+
+@transaction.atomic
+def create_client(data: ClientInputSerializer) -> tuple[Client, services.IssuedSecret]:
+    """``services.client_create``, then any grant types other than its default."""
+    fields = data.model_fields()
+    grant_types = fields.pop("grant_types", None)
+    client, issued = services.client_create(
+        name=fields.pop("name", ""), client_id=data.validated_data.get("client_id"),
+        tenants=data.validated_data.get("tenants", ()), roles=data.validated_data.get("roles", ()), **fields,
+    )
+    if grant_types is not None and grant_types != client.grant_types:
+        services.client_update(client=client, fields={"grant_types": grant_types})
+    return client, issued
+
+
+CLIENT_ID = OpenApiParameter(
+    "client_id", str, OpenApiParameter.PATH,
+    description="The client ID, percent-encoded (e.g. team%3Asvc%40prod). An ID containing / works as long as "
+    "it does not end in /secrets, /secrets/<prefix> or /reset_secret; one ending in / needs a trailing /.",
+)
+
+
+@extend_schema(tags=["client"])
+class ClientListView(ManagementView):
+    @extend_schema(
+        operation_id="client_list", parameters=[ClientFilterSerializer, *PAGE_PARAMETERS],
+        responses={200: ClientPageSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request: Request) -> Response:
+        """List clients, ordered by client_id."""
+        filters = query(ClientFilterSerializer, request)
+        queryset = clients()
+        if "tenant" in filters:
+            queryset = queryset.filter(tenants__slug=filters["tenant"])
+        if "enabled" in filters:
+            queryset = queryset.filter(enabled=filters["enabled"])
+        return page(request, self, queryset, ClientSerializer)
+
+    @extend_schema(request=ClientInputSerializer, responses={201: ClientCreatedSerializer, 400: BAD_REQUEST})
+    def post(self, request: Request) -> Response:
+        """Register a client (RFC 7591 §3.2.1 style); the response shows its secret this once."""
+        data = parse(ClientInputSerializer, request.data)
+        with field_errors():
+            client, issued = create_client(data)
+        body = ClientCreatedSerializer(get_client(client.client_id, detail=True), context={"issued": issued}).data
+        location = f"/client/{quote(client.client_id, safe='')}"
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location, **NO_STORE})
+
+
+@extend_schema(tags=["client"], parameters=[CLIENT_ID])
+class ClientDetailView(ManagementView):
+    @extend_schema(responses={200: ClientDetailSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, client_id: str) -> Response:
+        """Read a client, with a summary of its secrets (never the secrets or their hashes)."""
+        return Response(ClientDetailSerializer(get_client(client_id, detail=True)).data)
+
+    @extend_schema(
+        request=ClientUpdateSerializer, responses={200: ClientDetailSerializer, 400: BAD_REQUEST, 404: NOT_FOUND}
+    )
+    def put(self, request: Request, client_id: str) -> Response:
+        """Update the fields sent; the others keep their values (as in SeaCat Auth, so PUT
+        and PATCH agree). A client_id in the body must match the path."""
+        client = get_client(client_id)
+        data = parse(ClientUpdateSerializer, request.data, partial=True, context={"client": client})
+        with field_errors():
+            services.client_update(
+                client=client, fields=data.model_fields(),
+                tenants=data.validated_data.get("tenants"), roles=data.validated_data.get("roles"),
+            )
+        return Response(ClientDetailSerializer(get_client(client_id, detail=True)).data)
+
+    patch = put
+
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
+    def delete(self, request: Request, client_id: str) -> Response:
+        """Delete the client and its secrets; its tokens stop verifying here at once."""
+        services.client_delete(client=get_client(client_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["client"], parameters=[CLIENT_ID])
+class ClientResetSecretView(ManagementView):
+    @extend_schema(request=None, responses={200: IssuedSecretSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
+    def post(self, request: Request, client_id: str) -> Response:
+        """Give the client one new secret, shown this once; every other secret of the
+        client stops working at once (atomic, even under concurrent calls)."""
+        client = get_client(client_id)
+        parse(EmptySerializer, request.data)
+        issued = services.secret_reset(client=client)
+        return Response(IssuedSecretSerializer(issued).data, headers=NO_STORE)
+
+
+@extend_schema(tags=["client"], parameters=[CLIENT_ID])
+class ClientSecretListView(ManagementView):
+    @extend_schema(responses={200: SecretSerializer(many=True), 404: NOT_FOUND})
+    def get(self, request: Request, client_id: str) -> Response:
+        """The client's secrets, newest first: prefix, created, expires, last used, revoked."""
+        client = get_client(client_id)
+        return Response(SecretSerializer(client.secrets.order_by("-created", "-pk"), many=True).data)
+
+    @extend_schema(
+        request=SecretAddSerializer, responses={201: IssuedSecretSerializer, 400: BAD_REQUEST, 404: NOT_FOUND}
+    )
+    def post(self, request: Request, client_id: str) -> Response:
+        """Add a secret, shown this once, while the others stay valid (zero-downtime
+        rotation); ``others_expire`` optionally bounds how long they stay."""
+        client = get_client(client_id)
+        data = parse(SecretAddSerializer, request.data).validated_data
+        issued = services.secret_add(
+            client=client, expires=data.get("expires"), others_expire=data.get("others_expire")
+        )
+        return Response(IssuedSecretSerializer(issued).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+
+@extend_schema(
+    tags=["client"],
+    parameters=[CLIENT_ID, OpenApiParameter("prefix", str, OpenApiParameter.PATH, description="The secret's prefix.")],
+)
+class ClientSecretDetailView(ManagementView):
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
+    def delete(self, request: Request, client_id: str, prefix: str) -> Response:
+        """Revoke the client's live secret with this prefix; 404 if there is none."""
+        client = get_client(client_id)
+        try:
+            services.secret_revoke(client=client, prefix=prefix)
+        except ClientSecret.DoesNotExist:
+            raise NotFound(f"No live secret with prefix {prefix!r}.") from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- tenants -----------------------------------------------------------------------------
+
+
+def get_tenant(slug: str) -> Tenant:
+    try:
+        return Tenant.objects.get(slug=slug)
+    except Tenant.DoesNotExist:
+        raise NotFound(f"No tenant {slug!r}.") from None
+
+
+SLUG = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The tenant's slug.")
+
+
+@extend_schema(tags=["tenant"])
+class TenantListView(ManagementView):
+    @extend_schema(operation_id="tenant_list", parameters=PAGE_PARAMETERS, responses={200: TenantPageSerializer})
+    def get(self, request: Request) -> Response:
+        """List tenants, ordered by slug."""
+        return page(request, self, Tenant.objects.all(), TenantSerializer)
+
+    @extend_schema(request=TenantInputSerializer, responses={201: TenantSerializer, 400: BAD_REQUEST})
+    def post(self, request: Request) -> Response:
+        """Create a tenant."""
+        data = parse(TenantInputSerializer, request.data).validated_data
+        with field_errors(SAME_NAMES):
+            tenant = services.tenant_create(**data)
+        return Response(TenantSerializer(tenant).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["tenant"], parameters=[SLUG])
+class TenantDetailView(ManagementView):
+    @extend_schema(responses={200: TenantSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(TenantSerializer(get_tenant(slug)).data)
+
+    @extend_schema(
+        request=TenantInputSerializer, responses={200: TenantSerializer, 400: BAD_REQUEST, 404: NOT_FOUND}
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        """Update the fields sent (a new slug renames the tenant); the others keep their values."""
+        tenant = get_tenant(slug)
+        data = parse(TenantInputSerializer, request.data, partial=True).validated_data
+        with field_errors(SAME_NAMES):
+            services.tenant_update(tenant=tenant, fields=data)
+        return Response(TenantSerializer(tenant).data)
+
+    patch = put
+
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
+    def delete(self, request: Request, slug: str) -> Response:
+        """Delete the tenant and its roles; clients lose both."""
+        services.tenant_delete(tenant=get_tenant(slug))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- roles -------------------------------------------------------------------------------
+
+
+def get_role(role_id: str) -> Role:
+    try:
+        return Role.objects.select_related("tenant").get(pk=int(role_id))
+    except Role.DoesNotExist:
+        raise NotFound(f"No role {role_id}.") from None
+
+
+ROLE_ID = OpenApiParameter("role_id", int, OpenApiParameter.PATH, description="The role's id.")
+
+
+@extend_schema(tags=["role"])
+class RoleListView(ManagementView):
+    @extend_schema(
+        operation_id="role_list", parameters=[RoleFilterSerializer, *PAGE_PARAMETERS],
+        responses={200: RolePageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        """List roles, global ones first, then by tenant and name."""
+        filters = query(RoleFilterSerializer, request)
+        queryset = Role.objects.select_related("tenant").order_by("tenant__slug", "name", "pk")
+        if "tenant" in filters:
+            queryset = queryset.filter(tenant__slug=filters["tenant"])
+        return page(request, self, queryset, RoleSerializer)
+
+    @extend_schema(request=RoleInputSerializer, responses={201: RoleSerializer, 400: BAD_REQUEST})
+    def post(self, request: Request) -> Response:
+        """Create a role, global or of one tenant."""
+        data = parse(RoleInputSerializer, request.data).validated_data
+        with field_errors(SAME_NAMES):
+            role = services.role_create(**data)
+        return Response(RoleSerializer(role).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["role"], parameters=[ROLE_ID])
+class RoleDetailView(ManagementView):
+    @extend_schema(responses={200: RoleSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, role_id: str) -> Response:
+        return Response(RoleSerializer(get_role(role_id)).data)
+
+    @extend_schema(request=RoleInputSerializer, responses={200: RoleSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
+    def put(self, request: Request, role_id: str) -> Response:
+        """Update the fields sent; the others keep their values."""
+        role = get_role(role_id)
+        data = parse(RoleInputSerializer, request.data, partial=True).validated_data
+        with field_errors(SAME_NAMES):
+            services.role_update(role=role, fields=data)
+        return Response(RoleSerializer(role).data)
+
+    patch = put
+
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
+    def delete(self, request: Request, role_id: str) -> Response:
+        """Delete the role; clients lose it."""
+        services.role_delete(role=get_role(role_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

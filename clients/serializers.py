@@ -1,0 +1,414 @@
+"""Management API shapes (design §4): explicit input and output serializers.
+
+JSON names are RFC 7591 §2 client metadata names where one exists (``client_name``,
+``grant_types``, ``scope``, ``token_endpoint_auth_method``), our own otherwise.  Input
+serializers only parse and validate; writes go through ``clients.services``.  No
+serializer here has a field for a secret's hash, so none can ever render one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.settings import api_settings
+
+from authserver.durations import parse_duration
+from clients.models import (
+    SCOPE_TOKEN_PATTERN,
+    Client,
+    GrantType,
+    Tenant,
+    TokenEndpointAuthMethod,
+    validate_audience_list,
+    validate_cidr_list,
+    validate_client_id,
+)
+from clients.services import IssuedSecret
+
+# Model field -> API field, for errors raised by the services (which speak model names).
+API_NAMES: dict[str, str] = {
+    "name": "client_name",
+    "allowed_scopes": "scope",
+    "default_scopes": "default_scope",
+    NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY,
+}
+# API field -> model field, for the writable client fields.
+MODEL_NAMES = {
+    "client_name": "name",
+    "enabled": "enabled",
+    "grant_types": "grant_types",
+    "scope": "allowed_scopes",
+    "default_scope": "default_scopes",
+    "token_endpoint_auth_method": "token_endpoint_auth_method",
+    "access_token_ttl": "access_token_ttl",
+    "audiences": "audiences",
+    "allowed_ips": "allowed_ips",
+}
+SAME_NAMES: dict[str, str] = {NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY}
+MAX_TTL_SECONDS = 2**31 - 1  # the column is a PositiveIntegerField
+
+
+def api_errors(error: DjangoValidationError, names: Mapping[str, str] = API_NAMES) -> serializers.ValidationError:
+    """A service's ``ValidationError`` as a DRF one keyed by API field names (``names``:
+    model name -> API name; tenants and roles pass ``SAME_NAMES``)."""
+    if hasattr(error, "error_dict"):
+        return serializers.ValidationError({names.get(k, k): v for k, v in error.message_dict.items()})
+    return serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: error.messages})
+
+
+# --- fields ------------------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": "Space-delimited scope tokens (RFC 6749 §3.3).",
+        "example": "invoices:read invoices:write",
+    }
+)
+class ScopeField(serializers.Field):
+    """A space-delimited scope string (RFC 6749 §3.3, RFC 7591 §2) <-> a list of scope-tokens."""
+
+    default_error_messages = {
+        "invalid": "Expected a string of space-delimited scopes.",
+        "invalid_token": "{token!r} is not a scope: printable ASCII without spaces, quotes or backslashes.",
+    }
+
+    def to_internal_value(self, data: object) -> list[str]:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        tokens = data.split()
+        for token in tokens:
+            if not SCOPE_TOKEN_PATTERN.fullmatch(token):
+                self.fail("invalid_token", token=token)
+        return list(dict.fromkeys(tokens))
+
+    def to_representation(self, value: list[str]) -> str:
+        return " ".join(value)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_TTL_SECONDS},
+            {"type": "string", "pattern": r"^\s*\d{1,9}\s*[smhd]?\s*$", "example": "10m"},
+        ],
+        "description": "Access token lifetime in seconds; also accepts 90s, 10m, 1h, 1d. "
+        "null: the server default (ACCESS_TOKEN_TTL). Always returned in seconds.",
+    }
+)
+class TokenLifetimeField(serializers.Field):
+    """Seconds, or a duration as operators write them (``90s``, ``10m``, ``1h``, ``1d``)."""
+
+    default_error_messages = {
+        "invalid": "Expected a positive number of seconds or a duration such as 90s, 10m, 1h, 1d.",
+        "max_value": f"At most {MAX_TTL_SECONDS} seconds.",
+    }
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        try:
+            seconds = parse_duration(data)
+        except ValueError:
+            self.fail("invalid")
+        if seconds > MAX_TTL_SECONDS:
+            self.fail("max_value")
+        return seconds
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": ["client_secret_basic", "client_secret_post", ""],
+        "nullable": True,
+        "description": "RFC 7591 token_endpoint_auth_method: HTTP Basic or form body; null (or \"\" on input): "
+        "either. Returned as null when unset.",
+    }
+)
+class AuthMethodField(serializers.ChoiceField):
+    """RFC 7591 ``token_endpoint_auth_method``; null (or "") lets the client use either method."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        methods = [m for m in TokenEndpointAuthMethod.values if m]
+        super().__init__(choices=methods, allow_null=True, allow_blank=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]  # null for unset
+        return value or None
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know, so that a typo is a 400 rather than silently ignored.
+
+    ``read_only_names`` are fields of the resource's output that cannot be written;
+    they get a message of their own.
+    """
+
+    read_only_names: frozenset[str] = frozenset()
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        errors: dict[str, Any] = {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not isinstance(error.detail, dict):
+                raise
+            errors.update(error.detail)
+        if isinstance(data, Mapping):
+            writable = {field.field_name for field in self._writable_fields}
+            for key in sorted(set(data) - writable, key=str):
+                errors[str(key)] = [
+                    "This field is read-only." if key in self.read_only_names else "Unknown field."
+                ]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+
+class SecretSerializer(serializers.Serializer):
+    """One secret as operators see it: never the secret, never its hash."""
+
+    prefix = serializers.CharField(help_text="The secret's first characters, to tell secrets apart.")
+    created = serializers.DateTimeField()
+    expires = serializers.DateTimeField(allow_null=True, help_text="null: never expires.")
+    last_used = serializers.DateTimeField(allow_null=True, help_text="Last successful token request.")
+    revoked = serializers.DateTimeField(allow_null=True, help_text="null: not revoked.")
+
+
+class IssuedSecretSerializer(serializers.Serializer):
+    """A secret just made, shown this once (RFC 7591 §3.2.1 names)."""
+
+    client_id = serializers.CharField(source="record.client.client_id")
+    client_secret = serializers.CharField(source="secret", help_text="Shown only in this response.")
+    client_secret_expires_at = serializers.SerializerMethodField(
+        help_text="RFC 7591: expiry as seconds since the epoch, 0 if it never expires."
+    )
+    prefix = serializers.CharField(source="record.prefix")
+    created = serializers.DateTimeField(source="record.created")
+    expires = serializers.DateTimeField(source="record.expires", allow_null=True)
+
+    def get_client_secret_expires_at(self, issued: IssuedSecret) -> int:
+        return _expires_at(issued)
+
+
+def _expires_at(issued: IssuedSecret) -> int:
+    expires = issued.record.expires
+    return int(expires.timestamp()) if expires is not None else 0
+
+
+class SecretAddSerializer(StrictSerializer):
+    """POST /client/{client_id}/secrets: one more secret, for rotation without downtime."""
+
+    expires = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When the new secret stops working; null: never."
+    )
+    others_expire = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="When the client's other live secrets stop working (only ever brought forward); "
+        "null or absent: they stay as they are.",
+    )
+
+    def validate_expires(self, value: Any) -> Any:
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("A new secret must expire in the future.")
+        return value
+
+
+class EmptySerializer(StrictSerializer):
+    """A body that must be absent or ``{}``."""
+
+
+# --- clients -----------------------------------------------------------------------------
+
+
+class ClientSerializer(serializers.Serializer):
+    """A client as listed (design §3; RFC 7591 §2 names)."""
+
+    client_id = serializers.CharField()
+    client_name = serializers.CharField(source="name")
+    enabled = serializers.BooleanField()
+    grant_types = serializers.ListField(child=serializers.ChoiceField(choices=GrantType.choices))
+    scope = ScopeField(source="allowed_scopes", help_text="The scopes the client may ask for.")
+    default_scope = ScopeField(
+        source="default_scopes", help_text="Granted when a request names none; empty: all of scope."
+    )
+    token_endpoint_auth_method = AuthMethodField()
+    access_token_ttl = serializers.IntegerField(allow_null=True, help_text="Seconds; null: the server default.")
+    audiences = serializers.ListField(child=serializers.CharField())
+    allowed_ips = serializers.ListField(child=serializers.CharField())
+    tenants = serializers.SerializerMethodField()
+    roles = serializers.SerializerMethodField()
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+
+    def get_tenants(self, client: Client) -> list[str]:
+        """Tenant slugs, sorted."""
+        return sorted(tenant.slug for tenant in client.tenants.all())
+
+    def get_roles(self, client: Client) -> list[str]:
+        """Roles as they appear in tokens: name (global) or tenant/name; sorted."""
+        return sorted(role.claim_value for role in client.roles.all())
+
+
+class ClientDetailSerializer(ClientSerializer):
+    secrets = SecretSerializer(many=True, help_text="Every secret of the client, newest first.")
+
+
+class ClientCreatedSerializer(ClientDetailSerializer):
+    """The created client with its first secret, shown this once (RFC 7591 §3.2.1)."""
+
+    client_secret = serializers.SerializerMethodField(help_text="Shown only in this response.")
+    client_secret_expires_at = serializers.SerializerMethodField(help_text="RFC 7591: 0, it never expires.")
+
+    def get_client_secret(self, client: Client) -> str:
+        issued: IssuedSecret = self.context["issued"]
+        return issued.secret
+
+    def get_client_secret_expires_at(self, client: Client) -> int:
+        return _expires_at(self.context["issued"])
+
+
+_CLIENT_READ_ONLY = frozenset({"created", "updated", "secrets", "client_secret", "client_secret_expires_at"})
+
+
+class ClientInputSerializer(StrictSerializer):
+    """POST /client: every field is optional (RFC 7591 §2)."""
+
+    read_only_names = _CLIENT_READ_ONLY
+
+    client_id = serializers.CharField(
+        required=False, max_length=255, trim_whitespace=False, validators=[validate_client_id],
+        help_text="Printable ASCII without spaces; generated when absent.",
+    )
+    client_name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    enabled = serializers.BooleanField(required=False, help_text="A disabled client gets no tokens.")
+    grant_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=GrantType.choices), required=False,
+        help_text='Only "client_credentials" is served; a new client has it.',
+    )
+    scope = ScopeField(required=False, help_text="The scopes the client may ask for.")
+    default_scope = ScopeField(required=False, help_text="Granted when a request names none; empty: all of scope.")
+    token_endpoint_auth_method = AuthMethodField(required=False)
+    access_token_ttl = TokenLifetimeField(required=False, allow_null=True)
+    audiences = serializers.ListField(
+        child=serializers.CharField(), required=False, validators=[validate_audience_list],
+        help_text="Allowed RFC 8707 resources; the first is the default audience.",
+    )
+    allowed_ips = serializers.ListField(
+        child=serializers.CharField(), required=False, validators=[validate_cidr_list],
+        help_text="CIDRs the client may call from; empty: any address.",
+    )
+    tenants = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Tenant slugs; missing tenants are created."
+    )
+    roles = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text='"name" (global) or "tenant/name"; missing roles are created.',
+    )
+
+    def validate_token_endpoint_auth_method(self, value: str | None) -> str:
+        return value or ""
+
+    def model_fields(self) -> dict[str, Any]:
+        """The validated client fields under their model names (no id, tenants or roles)."""
+        return {MODEL_NAMES[k]: v for k, v in self.validated_data.items() if k in MODEL_NAMES}
+
+
+class ClientUpdateSerializer(ClientInputSerializer):
+    """PUT or PATCH /client/{client_id}: the fields sent change, the others keep their values.
+
+    client_id may be sent (e.g. in a document read back) but must match the path.
+    """
+
+    client_id = serializers.CharField(
+        required=False, trim_whitespace=False, help_text="Optional; must equal the client ID in the path."
+    )
+
+    def validate_client_id(self, value: str) -> str:
+        if value != self.context["client"].client_id:
+            raise serializers.ValidationError("The client_id in the body must match the one in the path.")
+        return value
+
+
+class ClientFilterSerializer(serializers.Serializer):
+    """Query parameters of GET /client."""
+
+    tenant = serializers.CharField(required=False, help_text="Only clients assigned this tenant (slug).")
+    enabled = serializers.BooleanField(required=False, help_text="Only enabled (true) or disabled (false) clients.")
+
+
+# --- tenants and roles -------------------------------------------------------------------
+
+
+class TenantSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    created = serializers.DateTimeField()
+
+
+class TenantInputSerializer(StrictSerializer):
+    """POST /tenant (slug required); PUT or PATCH /tenant/{slug} (a new slug renames the tenant)."""
+
+    read_only_names = frozenset({"created"})
+
+    slug = serializers.SlugField(max_length=100, help_text="Letters, digits, - and _; used in scope tenant:<slug>.")
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+class RoleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    tenant = serializers.CharField(source="tenant.slug", allow_null=True, help_text="Tenant slug; null: a global role.")
+    role = serializers.CharField(
+        source="claim_value", help_text='As in tokens and client "roles": name or tenant/name.'
+    )
+    created = serializers.DateTimeField()
+
+
+class RoleInputSerializer(StrictSerializer):
+    """POST /role (name required); PUT or PATCH /role/{role_id}."""
+
+    read_only_names = frozenset({"id", "role", "created"})
+
+    name = serializers.CharField(max_length=100, help_text="No spaces or slashes.")
+    tenant = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Tenant.objects.all(), required=False, allow_null=True,
+        error_messages={"does_not_exist": "No tenant {value!r}."},
+        help_text="Slug of the tenant the role belongs to; null or absent: a global role.",
+    )
+
+
+class RoleFilterSerializer(serializers.Serializer):
+    tenant = serializers.CharField(required=False, help_text="Only roles of this tenant (slug).")
+
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def _page_of(item: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+    """The shape of one page of a list (``?limit=&offset=``, DRF's LimitOffsetPagination)."""
+    fields = {
+        "count": serializers.IntegerField(help_text="Items in the whole list."),
+        "next": serializers.URLField(allow_null=True, help_text="The next page; null on the last."),
+        "previous": serializers.URLField(allow_null=True, help_text="The previous page; null on the first."),
+        "results": item(many=True),
+    }
+    return type(name, (serializers.Serializer,), fields)
+
+
+ClientPageSerializer = _page_of(ClientSerializer, "ClientPageSerializer")
+TenantPageSerializer = _page_of(TenantSerializer, "TenantPageSerializer")
+RolePageSerializer = _page_of(RoleSerializer, "RolePageSerializer")
