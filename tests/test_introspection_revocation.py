@@ -269,3 +269,13 @@ def test_revocation_takes_effect_in_every_worker_process(gunicorn_server):
             break
     assert not any(answers.values())
     assert len(workers) == 2, "both workers must have answered after the revocation"
+
+
+def test_revoked_token_is_refused_by_the_management_api_at_once(service, http):
+    owner = service(allowed_scopes=["clients:read"])
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {owner[2]}"}
+    assert http.get("/client", **bearer).status_code == 200
+    assert revoke(http, owner, owner[2]).status_code == 200
+    response = http.get("/client", **bearer)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="authserver", error="invalid_token"'
