@@ -1,12 +1,33 @@
-"""Admin registrations for the registry.
+"""The operator UI for the client registry (design §3).
+
+Every write to a client or its secrets goes through ``clients.services``.  A newly
+made secret is shown exactly once, on a page rendered straight into the POST
+response with ``Cache-Control: no-store``: never in ``django.contrib.messages``
+(its cookie or session would keep it), a URL or a log line.
 
 django-oauth-toolkit's pages for things this server does not use (grants, refresh
-tokens, ID tokens, its own access tokens) are removed.
+tokens, ID tokens, its own access tokens and applications) are removed.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, ManyToManyField, Max, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.forms import Form, ModelMultipleChoiceField
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_variables
 from oauth2_provider.models import (
     get_access_token_model,
     get_application_model,
@@ -15,6 +36,8 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from clients import services
+from clients.forms import ClientForm, ConfirmForm, RoleForm, SecretAddForm, SecretRevokeForm, TenantForm
 from clients.models import Client, ClientSecret, Role, Tenant
 
 for model in (
@@ -24,40 +47,413 @@ for model in (
     if admin.site.is_registered(model):
         admin.site.unregister(model)
 
+# Carries the secret made by ``client_create`` from ``save_model`` to ``response_add``.
+_ISSUED = "_admin_issued_secret"
+
+
+def _shown(moment: datetime | None, empty: str) -> str:
+    """A time as the admin shows model fields (read-only callables get no formatting)."""
+    return str(formats.localize(timezone.localtime(moment))) if moment else empty
+
 
 class ClientSecretInline(admin.TabularInline):
+    """A client's secrets, read-only: only their prefixes, never the secrets or hashes."""
+
     model = ClientSecret
-    fields = ("prefix", "created", "expires", "revoked", "last_used")
+    fields = ("prefix", "status", "created", "expires_at", "last_used_at", "revoked_at", "revoke_link")
     readonly_fields = fields
     extra = 0
     can_delete = False
+    verbose_name = "secret"
+    verbose_name_plural = "secrets (known by their first characters; the secrets themselves are never stored)"
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="status")
+    def status(self, secret: ClientSecret) -> str:
+        if secret.revoked is not None:
+            return "revoked"
+        return "live" if secret.is_live(timezone.now()) else "expired"
+
+    @admin.display(description="expires")
+    def expires_at(self, secret: ClientSecret) -> str:
+        return _shown(secret.expires, "never")
+
+    @admin.display(description="last used")
+    def last_used_at(self, secret: ClientSecret) -> str:
+        return _shown(secret.last_used, "never")
+
+    @admin.display(description="revoked")
+    def revoked_at(self, secret: ClientSecret) -> str:
+        return _shown(secret.revoked, "-")
+
+    @admin.display(description="")
+    def revoke_link(self, secret: ClientSecret) -> str:
+        if not secret.is_live(timezone.now()):
+            return ""
+        url = reverse("admin:clients_client_revoke_secret", args=[quote(secret.client_id)])
+        return format_html('<a href="{}?{}">Revoke…</a>', url, urlencode({"prefix": secret.prefix}))
 
 
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
-    list_display = ("client_id", "name", "enabled", "token_endpoint_auth_method", "created")
-    list_filter = ("enabled", "tenants")
-    search_fields = ("client_id", "name")
-    fields = (
-        "client_id", "name", "enabled", "grant_types", "allowed_scopes", "default_scopes",
-        "token_endpoint_auth_method", "access_token_ttl", "audiences", "allowed_ips",
-        "tenants", "roles", "user",
+    form = ClientForm
+    list_display = (
+        "client_id", "name", "enabled", "tenant_list", "scope_list", "live_secrets", "last_used",
     )
+    list_display_links = ("client_id", "name")
+    list_filter = ("enabled", "tenants", "token_endpoint_auth_method")
+    search_fields = ("client_id", "name")
+    search_help_text = "Search by client ID or name."
     filter_horizontal = ("tenants", "roles")
+    autocomplete_fields = ("user",)
     inlines = (ClientSecretInline,)
+    actions = ("enable_clients", "disable_clients")
+    view_on_site = False
+
+    # -- pages ---------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
+        # Correlated subqueries: one query for any number of clients, and the
+        # tenant filter's join cannot multiply the counts.
+        def per_client(secrets: QuerySet[ClientSecret]) -> QuerySet[ClientSecret, Any]:
+            return secrets.filter(client=OuterRef("pk")).order_by().values("client")
+
+        live = per_client(ClientSecret.objects.live(timezone.now())).annotate(n=Count("pk")).values("n")
+        last_used = per_client(ClientSecret.objects.all()).annotate(last=Max("last_used")).values("last")
+        return (
+            super().get_queryset(request)
+            .annotate(live_secret_count=Coalesce(Subquery(live), 0), secrets_last_used=Subquery(last_used))
+            .prefetch_related("tenants")
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Client | None = None) -> Any:
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (None, {"fields": ("client_id", "name", "enabled", "user")}),
+            ("Tokens", {"fields": (
+                "grant_types", "allowed_scopes", "default_scopes", "audiences", "access_token_ttl",
+            )}),
+            ("Tenants and roles", {"fields": ("tenants", "roles")}),
+            ("Authentication", {"fields": ("token_endpoint_auth_method", "allowed_ips")}),
+        ]
+        if obj is not None:
+            fieldsets.append(("History", {"fields": ("created", "updated")}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> Any:
+        # client_update cannot change these: the client ID is what callers know it by.
+        return ("client_id", "user", "created", "updated") if obj is not None else ()
+
+    def get_inlines(self, request: HttpRequest, obj: Client | None) -> Any:
+        return self.inlines if obj is not None else ()
+
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField | None:
+        if db_field.name == "roles":
+            kwargs["queryset"] = Role.objects.select_related("tenant")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The secret page follows the save; "save and add another" would skip it.
+        extra_context = {**(extra_context or {}), "show_save_and_add_another": False,
+                         "show_save_and_continue": False}
+        return super().add_view(request, form_url, extra_context)
+
+    @admin.display(description="tenants")
+    def tenant_list(self, client: Client) -> str:
+        return ", ".join(tenant.slug for tenant in client.tenants.all())
+
+    @admin.display(description="scopes")
+    def scope_list(self, client: Client) -> str:
+        return " ".join(client.allowed_scopes)
+
+    @admin.display(description="live secrets", ordering="live_secret_count")
+    def live_secrets(self, client: Client) -> int:
+        return getattr(client, "live_secret_count", 0)
+
+    @admin.display(description="last used", ordering="secrets_last_used", empty_value="never")
+    def last_used(self, client: Client) -> datetime | None:
+        return getattr(client, "secrets_last_used", None)
+
+    # -- writes, through the services ------------------------------------------
+
+    @sensitive_variables("issued")
+    def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        tenants = [tenant.slug for tenant in data["tenants"]]
+        roles = [role.claim_value for role in data["roles"]]
+        if change:
+            fields = {name: data[name] for name in services.UPDATABLE_FIELDS if name in data}
+            services.client_update(client=obj, fields=fields, tenants=tenants, roles=roles)
+            return
+        client, issued = services.client_create(
+            name=data["name"], client_id=data["client_id"], enabled=data["enabled"], owner=data["user"],
+            allowed_scopes=data["allowed_scopes"], default_scopes=data["default_scopes"],
+            audiences=data["audiences"], allowed_ips=data["allowed_ips"],
+            access_token_ttl=data["access_token_ttl"],
+            token_endpoint_auth_method=data["token_endpoint_auth_method"],
+            tenants=tenants, roles=roles,
+        )
+        if data["grant_types"] != client.grant_types:
+            services.client_update(client=client, fields={"grant_types": data["grant_types"]})
+        # The admin goes on with `obj` (history entry, response): make it the saved row.
+        for field in Client._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(client, field.attname))
+        obj._state.adding, obj._state.db = False, client._state.db
+        setattr(obj, _ISSUED, issued)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # The services set tenants and roles; the read-only secrets inline writes nothing
+        # but still saves, for the admin's change message.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request: HttpRequest, obj: Client) -> None:
+        services.client_delete(client=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
+        for client in queryset:
+            services.client_delete(client=client)
+
+    @sensitive_variables("issued")
+    def response_add(self, request: HttpRequest, obj: Client, post_url_continue: str | None = None) -> HttpResponse:
+        issued = getattr(obj, _ISSUED, None)
+        if issued is None:
+            return super().response_add(request, obj, post_url_continue)
+        delattr(obj, _ISSUED)
+        return self._reveal(
+            request, obj, issued, title="Client created",
+            summary=f"Client {obj.client_id} was created with this secret.",
+        )
+
+    # -- per-client actions: buttons on the client page --------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        def route(suffix: str, view: Any) -> URLPattern:
+            name = f"{self.opts.app_label}_{self.opts.model_name}_{suffix.replace('-', '_')}"
+            return path(f"<path:object_id>/{suffix}/", self.admin_site.admin_view(view), name=name)
+
+        return [
+            route("reset-secret", self.reset_secret_view),
+            route("add-secret", self.add_secret_view),
+            route("revoke-secret", self.revoke_secret_view),
+            route("enable", self.enable_view),
+            route("disable", self.disable_view),
+            *super().get_urls(),
+        ]
+
+    @sensitive_variables("issued")
+    def reset_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        client = self._client_for_change(request, object_id)
+        form = ConfirmForm(request.POST if request.method == "POST" else None, client=client)
+        if form.is_valid():
+            issued = services.secret_reset(client=client)
+            self.log_change(request, client, f"Reset the secret: all others revoked; new {issued.record.prefix}…")
+            return self._reveal(
+                request, client, issued, title="Secret reset",
+                summary="Every other secret of this client has stopped working. Give this one to its callers.",
+            )
+        return self._action_page(
+            request, client, form, action="Reset secret", submit="Reset the secret", intro=[
+                "A new secret replaces every current secret of this client, which stop working at once: its "
+                "callers get invalid_client until they are given the new secret.",
+                "To change secrets without downtime, use “Add rotation secret” instead, move the callers, "
+                "then revoke the old secret.",
+            ], warning="The current secrets stop working immediately.", danger=True,
+        )
+
+    @sensitive_variables("issued")
+    def add_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        client = self._client_for_change(request, object_id)
+        form = SecretAddForm(request.POST if request.method == "POST" else None, client=client)
+        if form.is_valid():
+            now = timezone.now()
+            old_in, new_in = form.cleaned_data["old_secrets_expire_in"], form.cleaned_data["expires_in"]
+            others_expire = now + timedelta(seconds=old_in) if old_in else None
+            issued = services.secret_add(
+                client=client, others_expire=others_expire,
+                expires=now + timedelta(seconds=new_in) if new_in else None,
+            )
+            until = f"until {_shown(others_expire, '')}" if others_expire else "until you revoke them"
+            self.log_change(
+                request, client, f"Added secret {issued.record.prefix}…; other secrets valid {until}"
+            )
+            return self._reveal(
+                request, client, issued, title="Rotation secret added",
+                summary=f"The client's other live secrets keep working {until}. Move its callers to this one.",
+            )
+        return self._action_page(
+            request, client, form, action="Add rotation secret", submit="Add a secret", intro=[
+                "A new secret is added beside the current ones, which keep working: move the client's callers "
+                "to the new secret, then revoke the old one (or let it expire).",
+            ],
+        )
+
+    def revoke_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        client = self._client_for_change(request, object_id)
+        live = list(ClientSecret.objects.filter(client=client).live(timezone.now()))
+        form = SecretRevokeForm(
+            request.POST if request.method == "POST" else None, secrets=live,
+            initial={"secret_prefix": request.GET.get("prefix", "")},
+        )
+        if form.is_valid():
+            prefix = form.cleaned_data["secret_prefix"]
+            try:
+                services.secret_revoke(client=client, prefix=prefix)
+            except ClientSecret.DoesNotExist:
+                form.add_error("secret_prefix", "That secret is no longer live.")
+            else:
+                self.log_change(request, client, f"Revoked secret {prefix}…")
+                self.message_user(request, f"Secret {prefix}… revoked: it no longer works.", messages.SUCCESS)
+                return HttpResponseRedirect(self._change_url(client))
+        intro = ["Choose the secret to revoke. Callers still using it get invalid_client from then on."]
+        if not live:
+            intro = ["This client has no live secret. Add one or reset the secret to give it one."]
+        return self._action_page(
+            request, client, form, action="Revoke secret", submit="Revoke", intro=intro, can_submit=bool(live),
+            danger=True,
+            warning="This is the client's only live secret: it will get no tokens until it is given a new one."
+            if len(live) == 1 else "",
+        )
+
+    def enable_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._set_enabled_view(request, object_id, enabled=True)
+
+    def disable_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._set_enabled_view(request, object_id, enabled=False)
+
+    def _set_enabled_view(self, request: HttpRequest, object_id: str, *, enabled: bool) -> HttpResponse:
+        client = self._client_for_change(request, object_id)
+        if request.method == "POST":
+            self._set_enabled(request, [client], enabled=enabled)
+            return HttpResponseRedirect(self._change_url(client))
+        if enabled:
+            intro = ["The client may get tokens again with its live secrets."]
+        else:
+            intro = [
+                "The client gets no new tokens from now on (invalid_client). Tokens it already holds stay "
+                "valid until they expire. Its secrets are kept, so enabling it again restores access.",
+            ]
+        verb = "Enable" if enabled else "Disable"
+        return self._action_page(
+            request, client, Form(), action=verb, submit=f"{verb} the client", intro=intro, danger=not enabled,
+        )
+
+    # -- changelist actions ---------------------------------------------------------
+
+    @admin.action(description="Enable selected clients", permissions=["change"])
+    def enable_clients(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
+        self._set_enabled(request, queryset, enabled=True)
+
+    @admin.action(description="Disable selected clients", permissions=["change"])
+    def disable_clients(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
+        self._set_enabled(request, queryset, enabled=False)
+
+    def _set_enabled(self, request: HttpRequest, clients: Any, *, enabled: bool) -> None:
+        changed = [client for client in clients if client.enabled != enabled]
+        for client in changed:
+            services.client_update(client=client, fields={"enabled": enabled})
+            self.log_change(request, client, "Enabled" if enabled else "Disabled")
+        state = "enabled" if enabled else "disabled"
+        names = ", ".join(client.client_id for client in changed)
+        self.message_user(
+            request, f"{len(changed)} client(s) {state}" + (f": {names}." if names else "."), messages.SUCCESS
+        )
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _client_for_change(self, request: HttpRequest, object_id: str) -> Client:
+        client = self.get_object(request, unquote(object_id))
+        if client is None:
+            raise Http404("No such client.")
+        if not self.has_change_permission(request, client):
+            raise PermissionDenied
+        return client
+
+    def _change_url(self, client: Client) -> str:
+        return reverse("admin:clients_client_change", args=[quote(client.pk)])
+
+    def _action_page(
+        self, request: HttpRequest, client: Client, form: Form, *, action: str, submit: str,
+        intro: list[str], warning: str = "", can_submit: bool = True, danger: bool = False,
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "object": client, "title": f"{action}: {client.client_id}", "action": action,
+            "intro": intro, "warning": warning, "form": form, "submit": submit, "can_submit": can_submit,
+            "danger": danger, "cancel_url": self._change_url(client),
+        }
+        return render(request, "admin/action_confirm.html", context)
+
+    @sensitive_variables("issued", "context")
+    def _reveal(
+        self, request: HttpRequest, client: Client, issued: services.IssuedSecret, *, title: str, summary: str
+    ) -> HttpResponse:
+        """The one page that ever shows ``issued.secret``: rendered now, never cached or stored."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "title": title, "summary": summary, "client": client,
+            "secret": issued.secret, "record": issued.record, "change_url": self._change_url(client),
+            "token_url": f"{settings.ISSUER}/oauth/token",
+            "use_post": client.token_endpoint_auth_method == "client_secret_post",
+        }
+        response = render(request, "admin/clients/secret_reveal.html", context)
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
 
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "created")
+    form = TenantForm
+    fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    list_display = ("slug", "name", "client_count", "role_count", "created")
+    list_filter = ("created",)
     search_fields = ("slug", "name")
+    search_help_text = "Search by slug or name."
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        return super().get_queryset(request).annotate(
+            client_total=Count("clients", distinct=True), role_total=Count("roles", distinct=True)
+        )
+
+    @admin.display(description="clients", ordering="client_total")
+    def client_count(self, tenant: Tenant) -> int:
+        return getattr(tenant, "client_total", 0)
+
+    @admin.display(description="roles", ordering="role_total")
+    def role_count(self, tenant: Tenant) -> int:
+        return getattr(tenant, "role_total", 0)
 
 
 @admin.register(Role)
 class RoleAdmin(admin.ModelAdmin):
-    list_display = ("name", "tenant", "created")
+    form = RoleForm
+    fields = ("name", "tenant")
+    list_display = ("name", "tenant", "claim", "client_count", "created")
     list_filter = ("tenant",)
-    search_fields = ("name",)
+    list_select_related = ("tenant",)
+    search_fields = ("name", "tenant__slug")
+    search_help_text = "Search by role name or tenant slug."
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Role]:
+        return super().get_queryset(request).annotate(client_total=Count("clients", distinct=True))
+
+    @admin.display(description="in tokens as")
+    def claim(self, role: Role) -> str:
+        return role.claim_value
+
+    @admin.display(description="clients", ordering="client_total")
+    def client_count(self, role: Role) -> int:
+        return getattr(role, "client_total", 0)

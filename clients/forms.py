@@ -1,0 +1,316 @@
+"""Admin forms: the registry's fields as operators type them.
+
+Lists (scopes, audiences, IP ranges) are plain text, one item per line or separated
+by spaces; lifetimes are durations such as ``300``, ``90s``, ``10m`` or ``1h``.  The
+forms only parse and validate: every write goes through ``clients.services``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from authserver.durations import parse_duration
+from clients.models import SCOPE_TOKEN_PATTERN, Client, ClientSecret, GrantType, Role, Tenant, validate_client_id
+from clients.secrets import generate_client_id
+
+_LIST_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact spelling ``parse_duration`` reads back: 3600 -> ``1h``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class TextListField(forms.CharField):
+    """A list typed as text: items separated by spaces, commas or new lines."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"})
+
+    def __init__(self, *, joiner: str = " ", **kwargs: Any) -> None:
+        self.joiner = joiner
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return self.joiner.join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return list(dict.fromkeys(item for item in _LIST_SEPARATORS.split(text) if item))
+
+    def validate(self, value: Any) -> None:
+        if self.required and not value:
+            raise ValidationError(self.error_messages["required"], code="required")
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return list(initial or []) != self.to_python(data)
+
+
+class ScopeListField(TextListField):
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        bad = [scope for scope in value if not SCOPE_TOKEN_PATTERN.fullmatch(scope)]
+        if bad:
+            raise ValidationError(
+                "Not a scope: %(bad)s. A scope is printable ASCII without spaces, quotes or backslashes.",
+                code="invalid_scope", params={"bad": " ".join(bad)},
+            )
+
+
+class CidrListField(TextListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(joiner="\n", **kwargs)
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        bad = []
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                bad.append(cidr)
+        if bad:
+            raise ValidationError(
+                "Not an IP address or CIDR range: %(bad)s. Write e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32.",
+                code="invalid_cidr", params={"bad": ", ".join(bad)},
+            )
+
+
+class DurationTextField(forms.CharField):
+    """Seconds typed as ``300``, ``90s``, ``10m``, ``1h`` or ``1d``; empty is ``None``."""
+
+    def __init__(self, *, placeholder: str = "e.g. 10m", **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.TextInput(attrs={"size": 10, "placeholder": placeholder}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        return format_duration(value) if isinstance(value, int) and value > 0 else value
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError:
+            raise ValidationError(
+                "Not a duration: %(value)s. Write a positive number of seconds, or e.g. 90s, 10m, 1h, 1d.",
+                code="invalid_duration", params={"value": text},
+            ) from None
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return initial != self.to_python(data)
+        except ValidationError:
+            return True
+
+
+class ClientForm(forms.ModelForm):
+    """The client page.  ``ClientAdmin`` writes the result with ``client_create``/``client_update``."""
+
+    client_id = forms.CharField(
+        label="Client ID", required=False, max_length=255,
+        help_text=(
+            "The name callers send as their username (client_id). Keep the random one or choose a readable "
+            "one such as billing-backend: printable ASCII without spaces. It cannot be changed later."
+        ),
+    )
+    grant_types = forms.MultipleChoiceField(
+        label="Allowed grants", choices=GrantType.choices, required=False,
+        initial=[GrantType.CLIENT_CREDENTIALS], widget=forms.CheckboxSelectMultiple,
+        help_text="Untick to stop this client getting tokens without disabling it entirely.",
+    )
+    allowed_scopes = ScopeListField(
+        label="Allowed scopes",
+        help_text=(
+            "The scopes this client may ask for, separated by spaces or new lines, e.g. "
+            "<code>orders:read orders:write</code>. A request for any other scope is refused."
+        ),
+    )
+    default_scopes = ScopeListField(
+        label="Default scopes",
+        help_text=(
+            "Granted when a token request names no scope. Each must be an allowed scope. "
+            "Empty: all allowed scopes."
+        ),
+    )
+    audiences = TextListField(
+        label="Audiences", joiner="\n",
+        help_text=(
+            "The APIs (RFC 8707 resource URIs) this client's tokens may be meant for, one per line, e.g. "
+            "<code>https://api.example.com/</code>. The first is used when a request names none. "
+            "Empty: the server's default audience."
+        ),
+    )
+    allowed_ips = CidrListField(
+        label="Allowed IP ranges",
+        help_text=(
+            "Addresses this client may request tokens from, one per line: a single address "
+            "(<code>192.0.2.7</code>) or a CIDR range (<code>10.0.0.0/8</code>, <code>2001:db8::/32</code>). "
+            "Empty: any address."
+        ),
+    )
+    access_token_ttl = DurationTextField(
+        label="Token lifetime", placeholder="server default",
+        help_text=(
+            "How long this client's access tokens stay valid: seconds (<code>300</code>) or "
+            "<code>90s</code>, <code>10m</code>, <code>1h</code>, <code>1d</code>. Empty: the server default."
+        ),
+    )
+
+    class Meta:
+        model = Client
+        fields = (
+            "client_id", "name", "enabled", "user", "grant_types", "allowed_scopes", "default_scopes",
+            "audiences", "tenants", "roles", "token_endpoint_auth_method", "allowed_ips", "access_token_ttl",
+        )
+        labels = {
+            "name": "Name",
+            "enabled": "Enabled",
+            "user": "Owner",
+            "token_endpoint_auth_method": "How it sends its secret",
+        }
+        help_texts = {
+            "name": "A human-readable name, e.g. the service and team that use this client.",
+            "enabled": "Untick to refuse this client new tokens at once. Tokens already issued stay valid "
+                       "until they expire.",
+            "user": "The person responsible for this client (optional).",
+            "token_endpoint_auth_method": (
+                "HTTP Basic (an <code>Authorization</code> header), the form body "
+                "(<code>client_id</code> and <code>client_secret</code> fields), or either."
+            ),
+            "tenants": "Tenants this client acts for: they appear in its tokens' <code>tenants</code> claim, "
+                       "and it may ask for the scope <code>tenant:&lt;slug&gt;</code> of each.",
+            "roles": "Roles granted to this client: they appear in its tokens' <code>roles</code> claim.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The admin appends "Hold down Control..." to these, which its two-box widget does not need.
+        for name in ("tenants", "roles"):
+            if name in self.fields:
+                self.fields[name].help_text = self.Meta.help_texts[name]
+        if self.instance._state.adding:
+            # Offered on the page, so that posting the same form twice makes one client, not two.
+            self.initial.setdefault("client_id", self.instance.client_id)
+
+    def clean_client_id(self) -> str:
+        client_id: str = self.cleaned_data["client_id"].strip() or generate_client_id()
+        validate_client_id(client_id)
+        return client_id
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        allowed, default = cleaned.get("allowed_scopes"), cleaned.get("default_scopes")
+        if allowed is not None and default:
+            missing = [scope for scope in default if scope not in allowed]
+            if missing:
+                self.add_error(
+                    "default_scopes",
+                    f"Default scopes must also be allowed scopes; not allowed: {' '.join(missing)}.",
+                )
+        return cleaned
+
+
+class ConfirmForm(forms.Form):
+    """A confirmation that refuses to run twice.
+
+    ``seen`` records the client's newest secret when the page was shown: a form
+    posted again (reload, back button) after its action already ran is refused
+    instead of resetting or adding a second time.
+    """
+
+    seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(self, *args: Any, client: Client, **kwargs: Any) -> None:
+        self.client = client
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["seen"] = newest_secret_id(client)
+
+    def clean_seen(self) -> int:
+        seen: int = self.cleaned_data["seen"]
+        if seen != newest_secret_id(self.client):
+            raise ValidationError(
+                "The client's secrets changed since this page was shown (was it submitted already?). "
+                "Nothing was done; check the client page before trying again.",
+                code="stale",
+            )
+        return seen
+
+
+def newest_secret_id(client: Client) -> int:
+    newest = ClientSecret.objects.filter(client=client).order_by("-id").values_list("id", flat=True).first()
+    return newest or 0
+
+
+class SecretAddForm(ConfirmForm):
+    old_secrets_expire_in = DurationTextField(
+        label="Current secrets stop working after", placeholder="e.g. 7d",
+        help_text=(
+            "Time for callers to move to the new secret, e.g. <code>1h</code> or <code>7d</code>; after it the "
+            "client's current secrets stop working. Empty: they keep working until you revoke them."
+        ),
+    )
+    expires_in = DurationTextField(
+        label="New secret expires after", placeholder="never",
+        help_text="Empty: the new secret works until it is revoked or reset.",
+    )
+
+
+class SecretRevokeForm(forms.Form):
+    secret_prefix = forms.ChoiceField(
+        label="Secret to revoke", widget=forms.RadioSelect,
+        help_text="Secrets are known by their first characters. A revoked secret stops working at once.",
+    )
+
+    def __init__(self, *args: Any, secrets: list[ClientSecret], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["secret_prefix"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(secret.prefix, _describe(secret)) for secret in secrets]
+
+
+def _when(moment: datetime) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _describe(secret: ClientSecret) -> str:
+    used = _when(secret.last_used) if secret.last_used else "never"
+    expires = f", expires {_when(secret.expires)}" if secret.expires else ""
+    return f"{secret.prefix}… created {_when(secret.created)}, last used {used}{expires}"
+
+
+class TenantForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = ("name", "slug")
+        help_texts = {
+            "name": "A human-readable name, e.g. the customer or business unit.",
+            "slug": "The short name in tokens (the <code>tenants</code> claim) and in the scope "
+                    "<code>tenant:&lt;slug&gt;</code>: lowercase letters, digits, hyphens and underscores.",
+        }
+
+
+class RoleForm(forms.ModelForm):
+    class Meta:
+        model = Role
+        fields = ("name", "tenant")
+        help_texts = {
+            "name": "The role's name, without spaces or slashes, e.g. <code>reader</code>.",
+            "tenant": "Empty for a global role (in tokens as <code>name</code>); otherwise the role belongs to "
+                      "this tenant (in tokens as <code>tenant/name</code>).",
+        }

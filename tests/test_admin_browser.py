@@ -1,0 +1,200 @@
+"""The admin in a real browser: headless Chromium driven by Playwright (issue 4, part 4).
+
+An operator logs in, creates a client, reads its secret off the page, gets a token
+with it over HTTP, resets the secret, and sees the old one refused and the new one
+accepted.  Debian's ``chromium`` is used; Playwright never downloads a browser.
+Screenshots of every page visited go to the test's tmp dir and ``/tmp/admin-shots/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+SHOTS = Path("/tmp/admin-shots")
+PASSWORD = "correct horse battery staple"
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (Debian: apt-get install chromium); Playwright must not download one",
+)
+
+
+class Screens:
+    """Takes a full-page screenshot per admin page, named by page, into both folders."""
+
+    def __init__(self, page: Any, folder: Path) -> None:
+        self.page, self.folder, self.taken = page, folder, []  # type: list[str]
+        SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def shoot(self, name: str) -> None:
+        number = len(self.taken) + 1
+        path = self.folder / f"{number:02}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        shutil.copy(path, SHOTS / path.name)
+        self.taken.append(path.name)
+
+
+@pytest.fixture
+def operator(transactional_db: None, django_user_model: Any) -> str:
+    """A superuser, made before the browser starts: Playwright's event loop forbids the ORM."""
+    django_user_model.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    return "operator"
+
+
+@pytest.fixture
+def browser_page(live_server: Any, operator: str) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh page in headless Chromium, with every failed request and script error recorded."""
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+        page.on(
+            "response",
+            lambda response: problems.append(f"{response.status} {response.url}") if response.status >= 400 else None,
+        )
+        try:
+            yield page, problems
+        finally:
+            context.close()
+            browser.close()
+
+
+def request_token(base_url: str, client_id: str, secret: str) -> requests.Response:
+    return requests.post(
+        f"{base_url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=30
+    )
+
+
+def test_operator_creates_a_client_and_resets_its_secret(
+    live_server: Any, operator: str, browser_page: Any, tmp_path: Path
+) -> None:
+    page, problems = browser_page
+    screens = Screens(page, tmp_path)
+    static_loaded: list[str] = []
+    page.on("response", lambda r: static_loaded.append(r.url) if "/static/admin/" in r.url and r.ok else None)
+    base = live_server.url
+
+    # Log in.
+    page.goto(f"{base}/admin/")
+    assert "/admin/login/" in page.url
+    screens.shoot("login")
+    page.fill("#id_username", operator)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/admin/")
+    assert page.get_by_role("link", name="Clients", exact=True).is_visible()
+    assert page.get_by_role("link", name="Signing keys", exact=True).is_visible()
+    screens.shoot("index")
+
+    # Create a client through the form.
+    page.get_by_role("link", name="Clients", exact=True).click()
+    screens.shoot("clients-empty")
+    page.get_by_role("link", name="Add client").click()
+    page.fill("#id_client_id", "browser-e2e")
+    page.fill("#id_name", "Browser end-to-end test")
+    page.fill("#id_allowed_scopes", "orders:read\norders:write")
+    page.fill("#id_access_token_ttl", "10m")
+    page.fill("#id_allowed_ips", "127.0.0.0/8\n::1")
+    screens.shoot("client-add")
+    page.locator("input[name=_save]").click()
+
+    # The secret, shown once, copied with the button.
+    page.wait_for_selector("#client-secret")
+    assert "not be shown again" in page.content()
+    first = page.input_value("#client-secret")
+    assert first.startswith("ascs_")
+    page.get_by_role("button", name="Copy to clipboard").click()
+    page.wait_for_function("document.getElementById('copy-status').textContent.length > 0")
+    assert page.text_content("#copy-status") == "Copied."
+    assert page.evaluate("navigator.clipboard.readText()") == first
+    screens.shoot("secret-revealed-on-create")
+
+    response = request_token(base, "browser-e2e", first)
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "orders:read orders:write"
+    assert response.json()["expires_in"] == 600
+
+    # Going back shows the form again, never the secret.
+    page.go_back()
+    assert first not in page.content()
+
+    # The changelist and the client page show prefixes only.
+    page.goto(f"{base}/admin/clients/client/")
+    assert "browser-e2e" in page.content() and first not in page.content()
+    screens.shoot("clients-list")
+    page.get_by_role("link", name="browser-e2e").click()
+    assert first not in page.content() and first[:12] in page.content()
+    screens.shoot("client-change")
+
+    # The other actions' pages.
+    page.get_by_role("link", name="Add rotation secret").click()
+    screens.shoot("add-rotation-secret")
+    page.go_back()
+    page.get_by_role("link", name="Revoke a secret").click()
+    screens.shoot("revoke-secret")
+    page.go_back()
+
+    # Reset the secret.
+    page.get_by_role("link", name="Reset secret").click()
+    screens.shoot("reset-secret-confirm")
+    page.get_by_role("button", name="Reset the secret").click()
+    page.wait_for_selector("#client-secret")
+    second = page.input_value("#client-secret")
+    assert second.startswith("ascs_") and second != first
+    assert first not in page.content()
+    screens.shoot("secret-revealed-on-reset")
+
+    refused = request_token(base, "browser-e2e", first)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    accepted = request_token(base, "browser-e2e", second)
+    assert accepted.status_code == 200, accepted.text
+
+    page.get_by_role("link", name="I have copied it: back to the client").click()
+    assert second not in page.content()
+    screens.shoot("client-change-after-reset")
+
+    # Edit the client page itself (its read-only secrets inline posts along).
+    page.fill("#id_default_scopes", "orders:read")
+    page.locator("input[name=_save]").click()
+    page.wait_for_url(f"{base}/admin/clients/client/")
+    assert "was changed successfully" in page.content()
+    screens.shoot("clients-list-after-edit")
+    narrowed = request_token(base, "browser-e2e", second)
+    assert narrowed.status_code == 200 and narrowed.json()["scope"] == "orders:read"
+
+    # The signing keys (the token requests made the first one), tenants and roles.
+    page.goto(f"{base}/admin/tokens/signingkey/")
+    assert "signing" in page.content()
+    screens.shoot("signing-keys")
+    page.get_by_role("link", name="Rotate signing key").click()
+    screens.shoot("rotate-signing-key-confirm")
+    page.get_by_role("button", name="Rotate now").click()
+    page.wait_for_url(f"{base}/admin/tokens/signingkey/")
+    assert "published" in page.content()
+    screens.shoot("signing-keys-after-rotation")
+    page.goto(f"{base}/admin/clients/tenant/")
+    screens.shoot("tenants")
+    page.goto(f"{base}/admin/clients/role/")
+    screens.shoot("roles")
+
+    assert problems == []
+    assert any(url.endswith("/static/admin/css/base.css") for url in static_loaded), static_loaded
+    assert len(screens.taken) >= 10
