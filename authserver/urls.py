@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from authserver.health import healthz, readyz
 from tokens.endpoints.introspection import IntrospectionView
 from tokens.endpoints.jwks import jwks
 from tokens.endpoints.metadata import metadata
@@ -22,6 +23,8 @@ urlpatterns = [
     re_path(r"^\.well-known/oauth-authorization-server/?$", metadata, name="metadata"),
     re_path(r"^\.well-known/openid-configuration/?$", metadata, name="openid-configuration"),
     re_path(r"^\.well-known/jwks\.json$", jwks, name="jwks"),
+    re_path(r"^healthz/?$", healthz, name="healthz"),
+    re_path(r"^readyz/?$", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("", include("clients.urls")),
 ]
