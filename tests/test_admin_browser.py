@@ -45,6 +45,13 @@ class Screens:
         self.taken.append(path.name)
 
 
+def loaded(page: Any) -> None:
+    """Wait until the admin page after a navigation is fully parsed (its footer is in the DOM):
+    a click returns once navigation starts, and content() read earlier may hold half a page."""
+    page.wait_for_load_state("domcontentloaded")
+    page.wait_for_selector("#footer", state="attached")
+
+
 @pytest.fixture
 def operator(transactional_db: None, django_user_model: Any) -> str:
     """A superuser, made before the browser starts: Playwright's event loop forbids the ORM."""
@@ -98,6 +105,7 @@ def test_operator_creates_a_client_and_resets_its_secret(
     page.fill("#id_username", operator)
     page.fill("#id_password", PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    loaded(page)
     page.wait_for_url(f"{base}/admin/")
     assert page.get_by_role("link", name="Clients", exact=True).is_visible()
     assert page.get_by_role("link", name="Signing keys", exact=True).is_visible()
@@ -105,8 +113,10 @@ def test_operator_creates_a_client_and_resets_its_secret(
 
     # Create a client through the form.
     page.get_by_role("link", name="Clients", exact=True).click()
+    loaded(page)
     screens.shoot("clients-empty")
     page.get_by_role("link", name="Add client").click()
+    loaded(page)
     page.fill("#id_client_id", "browser-e2e")
     page.fill("#id_name", "Browser end-to-end test")
     page.fill("#id_allowed_scopes", "orders:read\norders:write")
@@ -114,6 +124,7 @@ def test_operator_creates_a_client_and_resets_its_secret(
     page.fill("#id_allowed_ips", "127.0.0.0/8\n::1")
     screens.shoot("client-add")
     page.locator("input[name=_save]").click()
+    loaded(page)
 
     # The secret, shown once, copied with the button.
     page.wait_for_selector("#client-secret")
@@ -133,6 +144,7 @@ def test_operator_creates_a_client_and_resets_its_secret(
 
     # Going back shows the form again, never the secret.
     page.go_back()
+    loaded(page)
     assert first not in page.content()
 
     # The changelist and the client page show prefixes only.
@@ -140,21 +152,28 @@ def test_operator_creates_a_client_and_resets_its_secret(
     assert "browser-e2e" in page.content() and first not in page.content()
     screens.shoot("clients-list")
     page.get_by_role("link", name="browser-e2e").click()
+    loaded(page)
     assert first not in page.content() and first[:12] in page.content()
     screens.shoot("client-change")
 
     # The other actions' pages.
     page.get_by_role("link", name="Add rotation secret").click()
+    loaded(page)
     screens.shoot("add-rotation-secret")
     page.go_back()
+    loaded(page)
     page.get_by_role("link", name="Revoke a secret").click()
+    loaded(page)
     screens.shoot("revoke-secret")
     page.go_back()
+    loaded(page)
 
     # Reset the secret.
     page.get_by_role("link", name="Reset secret").click()
+    loaded(page)
     screens.shoot("reset-secret-confirm")
     page.get_by_role("button", name="Reset the secret").click()
+    loaded(page)
     page.wait_for_selector("#client-secret")
     second = page.input_value("#client-secret")
     assert second.startswith("ascs_") and second != first
@@ -168,12 +187,14 @@ def test_operator_creates_a_client_and_resets_its_secret(
     assert accepted.status_code == 200, accepted.text
 
     page.get_by_role("link", name="I have copied it: back to the client").click()
+    loaded(page)
     assert second not in page.content()
     screens.shoot("client-change-after-reset")
 
     # Edit the client page itself (its read-only secrets inline posts along).
     page.fill("#id_default_scopes", "orders:read")
     page.locator("input[name=_save]").click()
+    loaded(page)
     page.wait_for_url(f"{base}/admin/clients/client/")
     assert "was changed successfully" in page.content()
     screens.shoot("clients-list-after-edit")
@@ -185,8 +206,10 @@ def test_operator_creates_a_client_and_resets_its_secret(
     assert "signing" in page.content()
     screens.shoot("signing-keys")
     page.get_by_role("link", name="Rotate signing key").click()
+    loaded(page)
     screens.shoot("rotate-signing-key-confirm")
     page.get_by_role("button", name="Rotate now").click()
+    loaded(page)
     page.wait_for_url(f"{base}/admin/tokens/signingkey/")
     assert "published" in page.content()
     screens.shoot("signing-keys-after-rotation")
