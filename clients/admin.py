@@ -38,7 +38,7 @@ from oauth2_provider.models import (
 
 from clients import services
 from clients.forms import ClientForm, ConfirmForm, RoleForm, SecretAddForm, SecretRevokeForm, TenantForm
-from clients.models import Client, ClientSecret, Role, Tenant
+from clients.models import AuditEvent, Client, ClientSecret, Role, Tenant
 
 for model in (
     get_application_model(), get_access_token_model(), get_grant_model(),
@@ -457,3 +457,24 @@ class RoleAdmin(admin.ModelAdmin):
     @admin.display(description="clients", ordering="client_total")
     def client_count(self, role: Role) -> int:
         return getattr(role, "client_total", 0)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: nobody edits or deletes history from the admin."""
+
+    list_display = ("at", "actor", "action", "target")
+    list_filter = ("action",)
+    search_fields = ("target", "actor")
+    fields = ("at", "actor", "action", "target", "changes")
+    readonly_fields = fields
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -207,3 +207,19 @@ class ClientSecret(models.Model):
 
     def is_live(self, at: datetime) -> bool:
         return self.revoked is None and (self.expires is None or self.expires > at)
+
+
+class AuditEvent(models.Model):
+    """One change to the registry or the signing keys: who, what, when (never a secret)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=255, help_text="user:NAME, client:ID, cli, or system.")
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=255)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

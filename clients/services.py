@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from clients import audit
 from clients import secrets as client_secrets
 from clients.models import Client, ClientSecret, GrantType, Role, Tenant
 
@@ -46,17 +47,32 @@ def secret_add(
     ever earlier than they would have), so callers have until then to move over.
     """
     _lock(client)
+    shortened: list[str] = []
     if others_expire is not None:
         live = ClientSecret.objects.filter(client=client).live(timezone.now())
-        live.filter(Q(expires__isnull=True) | Q(expires__gt=others_expire)).update(expires=others_expire)
+        ending = live.filter(Q(expires__isnull=True) | Q(expires__gt=others_expire))
+        shortened = list(ending.values_list("prefix", flat=True))
+        ending.update(expires=others_expire)
+    issued = _new_secret(client, expires=expires)
+    changes: dict[str, object] = {"prefix": issued.record.prefix, "expires": _iso(expires)}
+    if others_expire is not None:
+        changes.update(others_expire=_iso(others_expire), others=shortened)
+    audit.record("secret.added", target=client.client_id, changes=changes)
+    return issued
+
+
+def _new_secret(client: Client, *, expires: datetime | None = None) -> IssuedSecret:
     secret = client_secrets.generate_secret()
     key_id, digest = client_secrets.hash_secret(secret)
     record = ClientSecret.objects.create(
         client=client, prefix=client_secrets.secret_prefix(secret),
         hash=digest, hash_key_id=key_id, expires=expires,
     )
-    log.info("secret added client_id=%r prefix=%s", client.client_id, record.prefix)
     return IssuedSecret(secret=secret, record=record)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 @transaction.atomic
@@ -68,8 +84,13 @@ def secret_reset(*, client: Client) -> IssuedSecret:
     """
     _lock(client)
     now = timezone.now()
-    ClientSecret.objects.filter(client=client).live(now).update(revoked=now)
-    return secret_add(client=client)
+    live = ClientSecret.objects.filter(client=client).live(now)
+    revoked = list(live.values_list("prefix", flat=True))
+    live.update(revoked=now)
+    issued = _new_secret(client)
+    changes = {"prefix": issued.record.prefix, "revoked": revoked}
+    audit.record("secret.reset", target=client.client_id, changes=changes)
+    return issued
 
 
 @transaction.atomic
@@ -84,7 +105,7 @@ def secret_revoke(*, client: Client, prefix: str) -> ClientSecret:
     # Two live secrets sharing a 12-character prefix are (vanishingly) possible: both go.
     live.update(revoked=now)
     record.refresh_from_db()
-    log.info("secret revoked client_id=%r prefix=%s", client.client_id, prefix)
+    audit.record("secret.revoked", target=client.client_id, changes={"prefix": prefix})
     return record
 
 
@@ -165,8 +186,10 @@ def client_create(
     client.save()
     client.tenants.set(resolve_tenants(tenants))
     client.roles.set(resolve_roles(roles))
-    log.info("client created client_id=%r", client.client_id)
-    return client, secret_add(client=client)
+    issued = _new_secret(client)
+    changes = {**_snapshot(client), "prefix": issued.record.prefix}
+    audit.record("client.created", target=client.client_id, changes=changes)
+    return client, issued
 
 
 # Fields an update may set, with RFC 7591 names mapped to ours by the API layer.
@@ -197,6 +220,7 @@ def client_update(
     # Start from the row as it is now, not as this caller read it: a concurrent
     # update of other fields must not be undone by this save.
     client.refresh_from_db()
+    before = _snapshot(client)
     for name, value in fields.items():
         setattr(client, name, _unique(value) if isinstance(value, list) else value)
     client.full_clean()
@@ -206,15 +230,27 @@ def client_update(
         client.tenants.set(resolve_tenants(tenants))
     if roles is not None:
         client.roles.set(resolve_roles(roles))
-    log.info("client updated client_id=%r fields=%s", client.client_id, ",".join(sorted(fields)))
+    after = _snapshot(client)
+    changed = {name: [before[name], after[name]] for name in after if before[name] != after[name]}
+    if changed:
+        audit.record("client.updated", target=client.client_id, changes=changed)
     return client
+
+
+def _snapshot(client: Client) -> dict[str, object]:
+    """The client's settings as the audit trail shows them."""
+    return {
+        **{name: getattr(client, name) for name in sorted(UPDATABLE_FIELDS)},
+        "tenants": sorted(tenant.slug for tenant in client.tenants.all()),
+        "roles": sorted(role.claim_value for role in client.roles.select_related("tenant")),
+    }
 
 
 def client_delete(*, client: Client) -> None:
     """Delete the client and its secrets; its tokens stop verifying where the client is checked."""
     client_id = client.client_id
     client.delete()
-    log.info("client deleted client_id=%r", client_id)
+    audit.record("client.deleted", target=client_id)
 
 
 def client_validate_scopes(client: Client) -> None:
@@ -259,7 +295,7 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
     """Create a tenant; ``ValidationError`` on an invalid or taken slug."""
     tenant = Tenant(slug=slug, name=name)
     _save(tenant, duplicate=_tenant_duplicate(tenant))
-    log.info("tenant created slug=%r", slug)
+    audit.record("tenant.created", target=slug, changes={"name": name})
     return tenant
 
 
@@ -268,7 +304,7 @@ def tenant_update(*, tenant: Tenant, fields: Mapping[str, object]) -> Tenant:
     """Update the fields given (``slug``, ``name``); the others keep their values."""
     _apply(tenant, fields, frozenset({"slug", "name"}))
     _save(tenant, duplicate=_tenant_duplicate(tenant))
-    log.info("tenant updated slug=%r fields=%s", tenant.slug, ",".join(sorted(fields)))
+    audit.record("tenant.updated", target=tenant.slug, changes={k: str(v) for k, v in fields.items()})
     return tenant
 
 
@@ -276,7 +312,7 @@ def tenant_delete(*, tenant: Tenant) -> None:
     """Delete the tenant and its roles; its clients lose both from their next token on."""
     slug = tenant.slug
     tenant.delete()
-    log.info("tenant deleted slug=%r", slug)
+    audit.record("tenant.deleted", target=slug)
 
 
 def _role_check_unique(role: Role) -> dict[str, str]:
@@ -294,7 +330,7 @@ def role_create(*, name: str, tenant: Tenant | None = None) -> Role:
     """Create a role, global (``tenant=None``) or of one tenant; ``ValidationError`` if taken."""
     role = Role(name=name, tenant=tenant)
     _save(role, duplicate=_role_check_unique(role))
-    log.info("role created role=%r", role.claim_value)
+    audit.record("role.created", target=role.claim_value)
     return role
 
 
@@ -303,7 +339,7 @@ def role_update(*, role: Role, fields: Mapping[str, object]) -> Role:
     """Update the fields given (``name``, ``tenant``); the others keep their values."""
     _apply(role, fields, frozenset({"name", "tenant"}))
     _save(role, duplicate=_role_check_unique(role))
-    log.info("role updated role=%r fields=%s", role.claim_value, ",".join(sorted(fields)))
+    audit.record("role.updated", target=role.claim_value, changes={k: str(v) for k, v in fields.items()})
     return role
 
 
@@ -311,4 +347,4 @@ def role_delete(*, role: Role) -> None:
     """Delete the role; its clients lose it from their next token on."""
     claim_value = role.claim_value
     role.delete()
-    log.info("role deleted role=%r", claim_value)
+    audit.record("role.deleted", target=claim_value)

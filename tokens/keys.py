@@ -24,6 +24,7 @@ from django.db.models import Max
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from clients import audit
 from clients.models import Client
 from tokens.models import SigningKey
 
@@ -91,7 +92,7 @@ def key_rotate(*, algorithm: str | None = None, now: datetime | None = None) -> 
             if attempt == 2:
                 raise
     keyring_invalidate()
-    log.info("signing key rotated kid=%s alg=%s", new_key.kid, new_key.algorithm)
+    audit.record("signing_key.rotated", target=new_key.kid, changes={"algorithm": new_key.algorithm})
     return new_key
 
 
@@ -113,16 +114,21 @@ def _create_first_key(now: datetime) -> None:
         return
     try:
         with transaction.atomic():
-            key_generate(algorithm=settings.SIGNING_ALG, now=now).save()
+            key = key_generate(algorithm=settings.SIGNING_ALG, now=now)
+            key.save()
+            audit.record("signing_key.created", target=key.kid, changes={"algorithm": key.algorithm})
     except IntegrityError:
         return
-    log.info("first signing key created")
 
 
 def key_prune(*, now: datetime | None = None) -> int:
     """Delete keys that are no longer published (every token they signed has expired)."""
     now = now or timezone.now()
-    deleted, _ = SigningKey.objects.filter(published_until__lte=now).delete()
+    retired = SigningKey.objects.filter(published_until__lte=now)
+    kids = list(retired.values_list("kid", flat=True))
+    deleted, _ = retired.delete()
+    for kid in kids:
+        audit.record("signing_key.deleted", target=kid)
     return deleted
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from authserver.durations import parse_duration
+from clients.audit import acting_as
 from clients.models import TokenEndpointAuthMethod
 from clients.services import client_create
 
@@ -49,6 +50,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with acting_as("cli"):
+            self._handle(options)
+
+    def _handle(self, options: dict[str, Any]) -> None:
         try:
             ttl = parse_duration(options["ttl"]) if options["ttl"] is not None else None
         except ValueError as error:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from clients.audit import acting_as
 from tokens.keys import key_prune
 from tokens.revocation import prune_revocations
 
@@ -14,6 +15,7 @@ class Command(BaseCommand):
     help = "Delete revocation records of tokens past their expiry and signing keys no longer published."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        revocations = prune_revocations()
-        keys = key_prune()
+        with acting_as("cli"):
+            revocations = prune_revocations()
+            keys = key_prune()
         self.stdout.write(f"Deleted {revocations} expired revocation(s) and {keys} retired signing key(s).")

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from authserver.checks import SUPPORTED_SIGNING_ALGS
+from clients.audit import acting_as
 from tokens.keys import key_prune, key_rotate
 
 
@@ -24,8 +25,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        pruned = key_prune()
-        key = key_rotate(algorithm=options["algorithm"] or settings.SIGNING_ALG)
+        with acting_as("cli"):
+            pruned = key_prune()
+            key = key_rotate(algorithm=options["algorithm"] or settings.SIGNING_ALG)
         self.stdout.write(f"New signing key: kid={key.kid} alg={key.algorithm}")
         if pruned:
             self.stdout.write(f"Deleted {pruned} retired key(s).")
