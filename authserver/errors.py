@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
@@ -13,6 +14,7 @@ _ERRORS = {
     400: ("invalid_request", "The request is malformed."),
     403: ("access_denied", "Forbidden."),
     404: ("not_found", "No such endpoint."),
+    413: ("invalid_request", "The request body is too large."),
     500: ("server_error", "The server could not complete the request."),
 }
 
@@ -27,7 +29,11 @@ def _json(status: int) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception, **kwargs: Any) -> HttpResponse:
-    return defaults.bad_request(request, exception) if _is_admin(request) else _json(400)
+    if _is_admin(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, (RequestDataTooBig, TooManyFieldsSent)):
+        return _json(413)
+    return _json(400)
 
 
 def permission_denied(request: HttpRequest, exception: Exception, **kwargs: Any) -> HttpResponse:

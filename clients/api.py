@@ -12,6 +12,7 @@ writes, or a logged-in staff user (session cookie with CSRF token).  Lists page 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clients import services
-from clients.models import Client, ClientSecret, Role, Tenant
+from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, Role, Tenant
 from clients.serializers import (
     API_NAMES,
     SAME_NAMES,
@@ -141,7 +142,12 @@ def clients() -> QuerySet[Client]:
     return Client.objects.prefetch_related("tenants", Prefetch("roles", Role.objects.select_related("tenant")))
 
 
+SECRET_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 def get_client(client_id: str, *, detail: bool = False) -> Client:
+    if not CLIENT_ID_PATTERN.fullmatch(client_id):
+        raise NotFound(f"No client {client_id!r}.")  # no client can have it; never ask the database
     queryset = clients().prefetch_related("secrets") if detail else Client.objects.all()
     try:
         return queryset.get(client_id=client_id)
@@ -270,6 +276,8 @@ class ClientSecretDetailView(ManagementView):
     @extend_schema(responses={204: None, 404: NOT_FOUND})
     def delete(self, request: Request, client_id: str, prefix: str) -> Response:
         """Revoke the client's live secret with this prefix; 404 if there is none."""
+        if not SECRET_PREFIX_PATTERN.fullmatch(prefix):
+            raise NotFound(f"No live secret with prefix {prefix!r}.")
         client = get_client(client_id)
         try:
             services.secret_revoke(client=client, prefix=prefix)

@@ -19,6 +19,7 @@ from clients.secrets import generate_client_id
 # identifier survives Basic authentication, shells and logs unquoted.
 CLIENT_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 # RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E ).
+AUDIENCE_PATTERN = re.compile(r"[\x21-\x7e]{1,2000}")
 SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
@@ -58,8 +59,10 @@ def validate_grant_types(value: object) -> None:
 
 
 def validate_audience_list(value: object) -> None:
-    if not isinstance(value, list) or not all(isinstance(a, str) and a and " " not in a for a in value):
-        raise ValidationError("Audiences are non-empty strings without spaces.", code="invalid_audience")
+    if not isinstance(value, list) or not all(isinstance(a, str) and AUDIENCE_PATTERN.fullmatch(a) for a in value):
+        raise ValidationError(
+            "Audiences are printable ASCII without spaces (e.g. https://api.example.com).", code="invalid_audience"
+        )
 
 
 class GrantType(models.TextChoices):
@@ -89,7 +92,9 @@ class Tenant(models.Model):
 class Role(models.Model):
     name = models.CharField(
         max_length=100,
-        validators=[RegexValidator(r"^[^\s/]+$", "A role name has no spaces or slashes.")],
+        validators=[
+            RegexValidator(r"^[^\s/\x00-\x1f\x7f]+\Z", "A role name has no spaces, slashes or control characters.")
+        ],
     )
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="roles",

@@ -159,7 +159,8 @@ def test_revoked_token_is_inactive_and_refused_at_once(service, http):
     caller = service()
     response = revoke(http, owner, owner[2])
     assert response.status_code == 200
-    assert response.content == b""
+    assert json.loads(response.content) == {}
+    assert response["Content-Type"] == "application/json"
     assert response["Cache-Control"] == "no-store"
     assert json.loads(introspect(http, caller, owner[2]).content) == {"active": False}
     assert RevokedToken.objects.filter(client_id=owner[0].client_id).count() == 1

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import DataError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import BasePermission
@@ -112,6 +113,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # Imported here: rest_framework.views loads the authentication classes itself.
     from rest_framework.views import exception_handler as drf_exception_handler
 
+    if isinstance(exc, DataError):
+        # A value the database cannot store (e.g. NUL in PostgreSQL text) is the caller's error.
+        return Response({"detail": "The request contains a value that cannot be stored."}, status=400)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, InsufficientScope):
         response["WWW-Authenticate"] = exc.www_authenticate

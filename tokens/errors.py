@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -106,12 +107,21 @@ def read_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequ
     return wrapper
 
 
+# RFC 6749 §5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E ).
+_NOT_IN_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_DESCRIPTION_MAX = 300
+
+
+def _description(error: OAuth2Error) -> str:
+    """The description, with any character §5.2 forbids (a caller's quotes, control
+    characters, non-ASCII echoed back) replaced by ``?`` and its length bounded."""
+    text = error.description or _DEFAULT_DESCRIPTIONS.get(error.error, "")
+    return _NOT_IN_DESCRIPTION.sub("?", text)[:_DESCRIPTION_MAX]
+
+
 def error_response(error: OAuth2Error) -> HttpResponse:
     """Render ``error`` as RFC 6749 §5.2 JSON with no-store headers and the right challenge."""
-    body = {
-        "error": error.error,
-        "error_description": error.description or _DEFAULT_DESCRIPTIONS.get(error.error, ""),
-    }
+    body = {"error": error.error, "error_description": _description(error)}
     headers: dict[str, str] = {}
     if error.status_code == 401:
         headers["WWW-Authenticate"] = BASIC_CHALLENGE

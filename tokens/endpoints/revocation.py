@@ -15,7 +15,7 @@ from rest_framework.request import Request
 
 from tokens.client_auth import authenticate_form_request
 from tokens.endpoints.base import OAuthEndpoint
-from tokens.errors import InvalidRequestError, UnauthorizedClientError
+from tokens.errors import InvalidRequestError, UnauthorizedClientError, json_response
 from tokens.form import read_form_request, single
 from tokens.revocation import NotYourToken, revoke_token
 
@@ -31,7 +31,5 @@ class RevocationView(OAuthEndpoint):
             revoke_token(client=client, token=token)
         except NotYourToken:
             raise UnauthorizedClientError(description="The token was not issued to this client.") from None
-        response = HttpResponse(status=200)
-        response["Cache-Control"] = "no-store"
-        response["Pragma"] = "no-cache"
-        return response
+        # RFC 7009 §2.2: the status says it all; the body is an empty JSON object.
+        return json_response({})
