@@ -228,3 +228,17 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class RegistryState(models.Model):
+    """One row: a counter that every change to clients, secrets, tenants, roles or
+    signing keys increments in its own transaction (``clients.registry``).
+
+    Each process caches what token requests need and compares this counter once
+    per request, so a change made anywhere is seen everywhere on the next request.
+    """
+
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"registry version {self.version}"

@@ -114,8 +114,11 @@ def hash_secret(secret: str, key: HashKey | None = None) -> tuple[str, str]:
 
 
 class StoredSecret(Protocol):
-    hash: str
-    hash_key_id: str
+    @property
+    def hash(self) -> str: ...
+
+    @property
+    def hash_key_id(self) -> str: ...
 
 
 # Compared against when a client is unknown or has no live secret, so that those

@@ -12,6 +12,7 @@ import jwt
 import pytest
 from django.test import Client as HttpClient
 
+from clients import registry
 from clients.models import Client
 from clients.services import client_create
 from tests.live import gunicorn_database_url, gunicorn_server  # noqa: F401  (fixtures)
@@ -43,10 +44,13 @@ def _fresh_cache() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_keyring() -> Iterator[None]:
-    """Each test sees the database's keys, not ones cached from an earlier test."""
+    """Each test sees the database's keys and clients, not ones cached from an earlier
+    test (whose database, and so whose registry version, is gone)."""
     keys._cache.__init__()  # type: ignore[misc]
+    registry.reset()
     yield
     keys._cache.__init__()  # type: ignore[misc]
+    registry.reset()
 
 
 @pytest.fixture

@@ -56,14 +56,14 @@ def test_unexpected_failure_is_json_500(make_client, http, monkeypatch):
 def test_database_outage_is_json_503_with_retry_after(make_client, http, monkeypatch):
     from django.db import OperationalError
 
-    from tokens import client_auth
+    from clients import registry
 
     client, secret = make_client()
 
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(client_auth.ClientSecret.objects, "select_related", down)
+    monkeypatch.setattr(registry, "current_version", down)
     response = post_token(http, {"grant_type": "client_credentials"}, authorization=basic(client.client_id, secret))
     assert response.status_code == 503
     assert response["Retry-After"] == "5"

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
+import jwt
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from clients.models import Client
+from clients import registry
+from clients.models import Client, ClientSecret, Tenant
+from clients.services import client_update
 from tests.conftest import TOKEN_PATHS, assert_oauth_error, basic, jwks_verify, post_token
 
 GRANT = {"grant_type": "client_credentials"}
@@ -351,9 +358,65 @@ def test_client_ttl_overrides_server_default(make_client, http, settings):
     assert token_body(post_token(http, GRANT, authorization=basic(other.client_id, other_secret)))["expires_in"] == 600
 
 
-def test_steady_state_token_request_query_count(make_client, http, django_assert_max_num_queries):
-    client, secret = make_client(allowed_scopes=["read"], tenants=["acme"], roles=["admin"])
+def test_steady_state_token_request_is_one_read_and_no_write(make_client, http):
+    """Issue 6's regression guard: in steady state a token costs one query (the
+    registry version) and no write, whatever the client's tenants and roles."""
+    client, secret = make_client(allowed_scopes=["read", "write"], tenants=["acme", "beta"],
+                                 roles=["admin", "acme/viewer"])
     auth = basic(client.client_id, secret)
-    token_body(post_token(http, GRANT, authorization=auth))  # creates the key, records last use
-    with django_assert_max_num_queries(4):
+    for _ in range(2):  # the first creates the signing key, which changes the registry
         token_body(post_token(http, GRANT, authorization=auth))
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            token_body(post_token(http, {**GRANT, "scope": "read tenant:acme"}, authorization=auth))
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) == 20
+    assert all(sql.lstrip().upper().startswith("SELECT") and "registrystate" in sql for sql in statements)
+
+
+def test_registry_changes_reach_the_next_token_request(make_client, http):
+    """The per-process snapshot never outlives a change: each write is seen at once."""
+    client, secret = make_client(allowed_scopes=["read", "write"], tenants=["acme"], roles=["admin"])
+    auth = basic(client.client_id, secret)
+    assert token_body(post_token(http, GRANT, authorization=auth))["scope"] == "read write"
+    client_update(client=client, fields={"allowed_scopes": ["read"]})
+    assert token_body(post_token(http, GRANT, authorization=auth))["scope"] == "read"
+    client_update(client=client, fields={}, roles=["auditor"], tenants=["beta"])
+    claims = jwt.decode(token_body(post_token(http, GRANT, authorization=auth))["access_token"],
+                        options={"verify_signature": False})
+    assert (claims["tenants"], claims["roles"]) == (["beta"], ["auditor"])
+    Tenant.objects.filter(slug="beta").update(slug="gamma")  # bulk update: no signal,
+    registry.bump()  # so a writer that bypasses the services must bump itself
+    claims = jwt.decode(token_body(post_token(http, GRANT, authorization=auth))["access_token"],
+                        options={"verify_signature": False})
+    assert claims["tenants"] == ["gamma"]
+    tenant = Tenant.objects.get(slug="gamma")
+    tenant.slug = "delta"
+    tenant.save()  # a plain save (as the admin does) bumps through the signal
+    claims = jwt.decode(token_body(post_token(http, GRANT, authorization=auth))["access_token"],
+                        options={"verify_signature": False})
+    assert claims["tenants"] == ["delta"]
+    client_update(client=client, fields={"enabled": False})
+    assert_oauth_error(post_token(http, GRANT, authorization=auth), 401, "invalid_client")
+
+
+def test_secret_last_use_is_written_after_the_response_at_most_once_a_minute(make_client, http, monkeypatch):
+    client, secret = make_client()
+    auth = basic(client.client_id, secret)
+    record = ClientSecret.objects.get(client=client)
+    assert record.last_used is None
+    token_body(post_token(http, GRANT, authorization=auth))
+    record.refresh_from_db()
+    first = record.last_used
+    assert first is not None
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(5):
+            token_body(post_token(http, GRANT, authorization=auth))
+    assert not [q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+    record.refresh_from_db()
+    assert record.last_used == first
+    later = first + timedelta(seconds=61)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    token_body(post_token(http, GRANT, authorization=auth))
+    record.refresh_from_db()
+    assert record.last_used == first + timedelta(seconds=61)

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from clients.models import SCOPE_TOKEN_PATTERN, Client
+from clients.models import SCOPE_TOKEN_PATTERN
+from clients.registry import ClientRecord
 from tokens.errors import InvalidScopeError, InvalidTargetError
 
 TENANT_SCOPE_PREFIX = "tenant:"
+
+
+class TokenSubject(Protocol):
+    """What signing needs of a client: a ``ClientRecord`` or a ``Client`` row."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def access_token_ttl(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -24,22 +36,19 @@ class Grant:
     roles: tuple[str, ...]
 
 
-def default_scopes(client: Client) -> list[str]:
+def default_scopes(client: ClientRecord) -> list[str]:
     """RFC 6749 §3.3: with no scope requested, the client's default scopes (else all allowed)."""
     return list(client.default_scopes or client.allowed_scopes)
 
 
-def check_scopes(client: Client, scopes: Sequence[str]) -> tuple[str, ...]:
+def check_scopes(client: ClientRecord, scopes: Sequence[str]) -> tuple[str, ...]:
     """Each requested scope must be well formed and allowed; ``tenant:<slug>`` must name
     a tenant of the client.  Returns the scopes without repeats, in request order."""
-    tenant_slugs = None
     for scope in scopes:
         if not SCOPE_TOKEN_PATTERN.fullmatch(scope):
             raise InvalidScopeError(description="The scope parameter is malformed.")
         if scope.startswith(TENANT_SCOPE_PREFIX):
-            if tenant_slugs is None:
-                tenant_slugs = {tenant.slug for tenant in client.tenants.all()}
-            if scope[len(TENANT_SCOPE_PREFIX):] not in tenant_slugs:
+            if scope[len(TENANT_SCOPE_PREFIX):] not in client.tenants:
                 raise InvalidScopeError(description=f"Scope {scope} is not allowed for this client.")
         elif scope not in client.allowed_scopes:
             raise InvalidScopeError(description=f"Scope {scope} is not allowed for this client.")
@@ -54,7 +63,7 @@ def _is_absolute_uri(value: str) -> bool:
     return bool(parts.scheme) and "#" not in value
 
 
-def choose_audience(client: Client, resources: Sequence[str], audience: str | None) -> tuple[str, ...]:
+def choose_audience(client: ClientRecord, resources: Sequence[str], audience: str | None) -> tuple[str, ...]:
     """RFC 8707 §2: each ``resource`` (and our ``audience``) must be allowed for the client.
 
     None requested: the client's first allowed audience, else the server default.
@@ -71,24 +80,24 @@ def choose_audience(client: Client, resources: Sequence[str], audience: str | No
     return (client.audiences[0],) if client.audiences else (settings.DEFAULT_AUDIENCE or settings.ISSUER,)
 
 
-def tenants_and_roles(client: Client, scopes: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def tenants_and_roles(client: ClientRecord, scopes: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Tenants and roles the token carries.
 
     ``tenant:<slug>`` scopes narrow the token to those tenants (and to the global
     roles plus the roles of those tenants); without them the token carries all of
     the client's tenants and roles.
     """
-    tenants = [tenant.slug for tenant in client.tenants.all()]
-    roles = list(client.roles.select_related("tenant"))
-    asked = [s[len(TENANT_SCOPE_PREFIX):] for s in scopes if s.startswith(TENANT_SCOPE_PREFIX)]
-    if asked:
-        tenants = [slug for slug in tenants if slug in asked]
-        roles = [role for role in roles if role.tenant is None or role.tenant.slug in asked]
-    return tuple(tenants), tuple(role.claim_value for role in roles)
+    asked = {s[len(TENANT_SCOPE_PREFIX):] for s in scopes if s.startswith(TENANT_SCOPE_PREFIX)}
+    if not asked:
+        return client.tenants, tuple(value for _, value in client.roles)
+    return (
+        tuple(slug for slug in client.tenants if slug in asked),
+        tuple(value for tenant, value in client.roles if tenant is None or tenant in asked),
+    )
 
 
 def access_token_claims(
-    *, client: Client, grant: Grant, jti: str, issued_at: int, expires_in: int
+    *, client: TokenSubject, grant: Grant, jti: str, issued_at: int, expires_in: int
 ) -> dict[str, object]:
     """RFC 9068 §2.2 claims; ``exp - iat == expires_in`` exactly."""
     claims: dict[str, object] = {

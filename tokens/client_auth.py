@@ -11,11 +11,13 @@ import binascii
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import unquote_plus
 
+from clients import registry
 from clients import secrets as client_secrets
-from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, TokenEndpointAuthMethod
+from clients.models import CLIENT_ID_PATTERN, Client, TokenEndpointAuthMethod
+from clients.registry import ClientRecord
 from tokens import ratelimit
 from tokens.addresses import IPAddress, address_allowed
 from tokens.errors import InvalidClientError, InvalidRequestError
@@ -25,7 +27,6 @@ log = logging.getLogger("authserver.client_auth")
 
 BASIC = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value
 POST = TokenEndpointAuthMethod.CLIENT_SECRET_POST.value
-LAST_USED_GRANULARITY = timedelta(minutes=1)
 _SECRET_LIKE = re.compile(re.escape(client_secrets.MARKER) + r"[A-Za-z0-9_-]*")
 
 
@@ -103,11 +104,12 @@ def presented_credentials(authorization: str | None, params: dict[str, list[str]
 
 def authenticate_client(
     *, credentials: PresentedCredentials, address: IPAddress | None, now: datetime
-) -> Client:
+) -> ClientRecord:
     """Return the client the credentials prove, or raise ``ClientAuthenticationFailed``.
 
     Unknown clients, wrong secrets and mistyped secrets cost the same: the same
-    query and one HMAC comparison each.
+    lookup and one HMAC comparison each.  In steady state the lookup is one query
+    (``clients.registry``); the secret's last use is recorded after the response.
     """
     first_id = credentials.client_ids[0]
 
@@ -123,36 +125,23 @@ def authenticate_client(
     if not client_ids:
         client_secrets.match_secret(credentials.secret, [])
         raise fail("unknown client")
-    rows = list(
-        ClientSecret.objects.select_related("client").filter(
-            client__client_id__in=client_ids,
-            prefix=client_secrets.secret_prefix(credentials.secret),
-        )
-    )
-    # The preferred identifier wins when both candidates exist.
-    rows.sort(key=lambda row: client_ids.index(row.client.client_id))
-    matched = client_secrets.match_secret(credentials.secret, rows)
-    if matched is None:
+    # Preferred identifier first when both candidates exist.
+    candidates = registry.candidates(client_ids, client_secrets.secret_prefix(credentials.secret))
+    secret = client_secrets.match_secret(credentials.secret, [c.secret for c in candidates])
+    if secret is None:
         known = Client.objects.filter(client_id__in=client_ids).exists()
         raise fail("wrong secret" if known else "unknown client")
-    client = matched.client
+    client = next(c.client for c in candidates if c.secret is secret)
     if not client.enabled:
         raise fail("client disabled")
-    if not matched.is_live(now):
-        raise fail("secret revoked" if matched.revoked else "secret expired")
+    if not secret.is_live(now):
+        raise fail("secret revoked" if secret.revoked else "secret expired")
     if client.token_endpoint_auth_method and client.token_endpoint_auth_method != credentials.method:
         raise fail(f"auth method {credentials.method} not allowed")
     if not address_allowed(address, client.allowed_ips):
         raise fail(f"address {address} not allowed")
-    _touch(matched, now)
+    registry.note_use(secret, now)
     return client
-
-
-def _touch(secret: ClientSecret, now: datetime) -> None:
-    """Record use at most once a minute per secret: no write on most requests."""
-    if secret.last_used is None or now - secret.last_used >= LAST_USED_GRANULARITY:
-        ClientSecret.objects.filter(pk=secret.pk).update(last_used=now)
-        secret.last_used = now
 
 
 def loggable_client_id(client_id: str | None) -> str | None:
@@ -174,7 +163,7 @@ def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) ->
     )
 
 
-def authenticate_form_request(form: FormRequest, *, now: datetime) -> Client:
+def authenticate_form_request(form: FormRequest, *, now: datetime) -> ClientRecord:
     """Authenticate the client of a token, introspection or revocation request.
 
     Locked-out callers are refused first (429, no database work); every failure is

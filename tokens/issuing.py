@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from joserfc import jws
 
-from clients.models import Client
-from tokens.claims import Grant, access_token_claims
+from tokens.claims import Grant, TokenSubject, access_token_claims
 from tokens.keys import keyring
 
 log = logging.getLogger("authserver.tokens")
@@ -31,11 +30,11 @@ class IssuedToken:
     kid: str
 
 
-def token_ttl(client: Client) -> int:
+def token_ttl(client: TokenSubject) -> int:
     return client.access_token_ttl or settings.ACCESS_TOKEN_TTL
 
 
-def issue_access_token(*, client: Client, grant: Grant, now: int | None = None) -> IssuedToken:
+def issue_access_token(*, client: TokenSubject, grant: Grant, now: int | None = None) -> IssuedToken:
     """Sign an RFC 9068 JWT access token for ``client`` with the current signing key."""
     issued_at = int(time.time()) if now is None else now
     expires_in = token_ttl(client)

@@ -24,7 +24,7 @@ from django.db.models import Max
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from clients import audit
+from clients import audit, registry
 from clients.models import Client
 from tokens.models import SigningKey
 
@@ -155,6 +155,7 @@ class _KeyRingCache:
         self.ring: KeyRing | None = None
         self.fingerprint: tuple[Any, ...] = ()
         self.checked_at = 0.0
+        self.registry_version: int | None = None
         self.parsed: dict[str, LoadedKey] = {}
 
 
@@ -207,12 +208,20 @@ def _build(cache: _KeyRingCache, now: datetime) -> None:
 def keyring() -> KeyRing:
     """The signer and published keys, parsed once per process and refreshed every few seconds.
 
-    Only the signer's private key is ever decrypted.  Creates the first key when
+    A rotation also changes the registry version (``clients.registry``), which the
+    token endpoint reads on every request: a process that has seen a newer version
+    looks again at once, so a key rotated on any node signs everywhere on the next
+    token.  Only the signer's private key is ever decrypted.  Creates the first key when
     there is none.  If the database cannot be reached for a refresh, the ring
     already held keeps serving (and the next call tries again).
     """
     cache = _cache
-    if cache.ring is not None and time.monotonic() - cache.checked_at < settings.SIGNING_KEY_REFRESH_SECONDS:
+    seen = registry.observed_version()
+    if (
+        cache.ring is not None
+        and seen == cache.registry_version
+        and time.monotonic() - cache.checked_at < settings.SIGNING_KEY_REFRESH_SECONDS
+    ):
         return cache.ring
     with cache.lock:
         try:
@@ -223,5 +232,6 @@ def keyring() -> KeyRing:
             log.warning("signing keys not refreshed: database unavailable; serving the cached key set")
             return cache.ring
         cache.checked_at = time.monotonic()
+        cache.registry_version = seen
         assert cache.ring is not None
         return cache.ring

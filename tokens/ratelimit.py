@@ -10,10 +10,14 @@ logged): an unreachable Redis must not stop every service from getting tokens.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import time
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django_ratelimit.core import get_usage
 
 from tokens.addresses import IPAddress
@@ -43,16 +47,37 @@ def _keys(client_id: str | None, address: IPAddress | None) -> list[tuple[str, s
     return keys
 
 
+def _lock_key(group: str, value: str) -> str:
+    return "authserver.lockout:" + hashlib.sha256(f"{group}\x00{value}".encode()).hexdigest()
+
+
 def check_not_locked_out(*, client_id: str | None, address: IPAddress | None) -> None:
     """Raise ``TooManyAttemptsError`` when the address, or this client from this address,
-    has used up its failures for the current window."""
-    for group, value, rate in _keys(client_id, address):
-        usage = _usage(group, value, rate, increment=False)
-        if usage is not None and usage["count"] >= usage["limit"]:
-            log.warning("client authentication locked out: %s", "address" if group == _IP_GROUP else "client")
-            raise TooManyAttemptsError(retry_after=max(1, int(usage["time_left"])))
+    has used up its failures for the current window.
+
+    Every request passes here, so it is one cache read (``get_many`` of the lockout
+    markers ``record_failure`` sets), not a read of each counter.
+    """
+    keys = {_lock_key(group, value): group for group, value, rate in _keys(client_id, address) if rate != "off"}
+    if not keys:
+        return
+    try:
+        locked = cache.get_many(list(keys))
+    except Exception as error:  # any cache failure: degrade, never fail closed
+        log.warning("rate limiting skipped: cache unavailable (%s)", type(error).__name__)
+        return
+    for key, until in locked.items():
+        log.warning("client authentication locked out: %s", "address" if keys[key] == _IP_GROUP else "client")
+        raise TooManyAttemptsError(retry_after=max(1, math.ceil(until - time.time())))
 
 
 def record_failure(*, client_id: str | None, address: IPAddress | None) -> None:
+    """Count a failure; the one that uses up a limit locks the key until its window ends."""
     for group, value, rate in _keys(client_id, address):
-        _usage(group, value, rate, increment=True)
+        usage = _usage(group, value, rate, increment=True)
+        if usage is not None and usage["count"] >= usage["limit"]:
+            time_left = max(1, int(usage["time_left"]))
+            try:
+                cache.set(_lock_key(group, value), time.time() + time_left, timeout=time_left)
+            except Exception as error:
+                log.warning("rate limiting skipped: cache unavailable (%s)", type(error).__name__)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from clients.models import Client
+from tokens.claims import TokenSubject
 from tokens.models import RevokedToken
 from tokens.verification import ANY_AUDIENCE, InvalidToken, verify_access_token
 
@@ -24,7 +24,7 @@ def is_revoked(jti: str) -> bool:
     return RevokedToken.objects.filter(jti=jti).exists()
 
 
-def revoke_token(*, client: Client, token: str) -> bool:
+def revoke_token(*, client: TokenSubject, token: str) -> bool:
     """Revoke ``token`` if it is one of ours, live, and issued to ``client``.
 
     Returns whether anything was revoked: invalid, expired or already revoked tokens

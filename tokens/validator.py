@@ -14,7 +14,7 @@ from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
 
-from clients.models import Client
+from clients.registry import ClientRecord
 from tokens import claims
 from tokens.client_auth import authenticate_form_request
 
@@ -28,7 +28,7 @@ class Validator(OAuth2Validator):
         return True
 
     def validate_grant_type(
-        self, client_id: str, grant_type: str, client: Client, request: Request, *args: Any, **kwargs: Any
+        self, client_id: str, grant_type: str, client: ClientRecord, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
         return client.allows_grant(grant_type)
 
@@ -36,7 +36,7 @@ class Validator(OAuth2Validator):
         return claims.default_scopes(request.client)
 
     def validate_scopes(
-        self, client_id: str, scopes: list[str], client: Client, request: Request, *args: Any, **kwargs: Any
+        self, client_id: str, scopes: list[str], client: ClientRecord, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
         request.scopes = list(claims.check_scopes(client, scopes))
         return True
