@@ -18,6 +18,8 @@ from clients.services import client_create
 from tests.live import gunicorn_database_url, gunicorn_server  # noqa: F401  (fixtures)
 from tokens import keys
 
+pytest_plugins = ["tests.leakcheck"]
+
 ISSUER = "http://testserver"
 TOKEN_PATHS = [
     "/oauth/token",
