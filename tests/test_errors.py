@@ -37,13 +37,13 @@ def test_admin_keeps_html_errors(http, db):
 
 
 def test_unexpected_failure_is_json_500(make_client, http, monkeypatch):
-    from tokens import server
+    from tokens import grant
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
     client, secret = make_client()
-    monkeypatch.setattr(server, "issue_access_token", explode)
+    monkeypatch.setattr(grant, "issue_access_token", explode)
     http.raise_request_exception = False
     response = post_token(http, {"grant_type": "client_credentials"}, authorization=basic(client.client_id, secret))
     assert response.status_code == 500

@@ -1,4 +1,9 @@
-"""What every OAuth endpoint shares: JSON always, no DRF authentication, RFC 6749 §5.2 errors."""
+"""What every OAuth endpoint shares: POST only, JSON always, RFC 6749 §5.2 errors.
+
+A plain Django view, not DRF's ``APIView``: these endpoints authenticate the client
+from the request itself and parse their own bodies (``tokens.form``), so DRF's
+request wrapping, negotiation and authentication would only add cost.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ import logging
 from typing import Any
 
 from django.db import DataError, InterfaceError, OperationalError
-from django.http import HttpResponse
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.request import Request
-from rest_framework.views import APIView
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 
 from tokens.errors import (
     InvalidRequestError,
@@ -22,43 +27,24 @@ from tokens.errors import (
 log = logging.getLogger("authserver.tokens")
 
 
-class AlwaysJSON(BaseContentNegotiation):
-    """OAuth responses are JSON whatever the client's Accept header says (RFC 6749 §5.1)."""
+@method_decorator(csrf_exempt, name="dispatch")
+class OAuthEndpoint(View):
+    """Base for OAuth endpoints: subclasses define ``post``; the client authenticates
+    itself in the request, so there is no session and no CSRF token."""
 
-    def select_parser(self, request: Request, parsers: Any) -> Any:
-        return None
-
-    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
-        return (renderers[0], renderers[0].media_type)
-
-
-class OAuthEndpoint(APIView):
-    """Base for OAuth endpoints: POST only, the client authenticates itself in the request."""
-
-    authentication_classes = ()
-    permission_classes = ()
-    throttle_classes = ()
-    parser_classes = ()
-    content_negotiation_class = AlwaysJSON
-
-    def http_method_not_allowed(  # type: ignore[override]
-        self, request: Request, *args: Any, **kwargs: Any
-    ) -> HttpResponse:
-        return error_response(MethodNotAllowedError())
-
-    options = http_method_not_allowed  # type: ignore[assignment]
-
-    @property
-    def allowed_methods(self) -> list[str]:
-        return ["POST"]
-
-    def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
-        if isinstance(exc, OAuth2Error):
-            return error_response(exc)
-        if isinstance(exc, DataError):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return error_response(MethodNotAllowedError())
+        try:
+            return self.post(request)
+        except OAuth2Error as error:
+            return error_response(error)
+        except DataError:
             # A value the database refuses (e.g. NUL) is a malformed request, not our failure.
             return error_response(InvalidRequestError(description="The request contains an invalid value."))
-        if isinstance(exc, (OperationalError, InterfaceError)):
-            log.error("database unavailable: %s", type(exc).__name__)
+        except (OperationalError, InterfaceError) as error:
+            log.error("database unavailable: %s", type(error).__name__)
             return error_response(TemporarilyUnavailableError(status_code=503))
-        return super().handle_exception(exc)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError

@@ -9,9 +9,8 @@ active.
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from rest_framework.request import Request
 
 from tokens.client_auth import authenticate_form_request
 from tokens.endpoints.base import OAuthEndpoint
@@ -21,8 +20,8 @@ from tokens.revocation import NotYourToken, revoke_token
 
 
 class RevocationView(OAuthEndpoint):
-    def post(self, request: Request) -> HttpResponse:
-        form = read_form_request(request._request)
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = read_form_request(request)
         client = authenticate_form_request(form, now=timezone.now())
         token = single(form.params, "token")
         if token is None:

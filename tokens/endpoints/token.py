@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse
-from rest_framework.request import Request
+from django.http import HttpRequest, HttpResponse
 
 from tokens.endpoints.base import OAuthEndpoint
 from tokens.errors import json_response
 from tokens.form import read_form_request
+from tokens.grant import issue
 from tokens.issuing import TOKEN_TYPE
-from tokens.server import token_server
 
 
 class TokenView(OAuthEndpoint):
-    def post(self, request: Request) -> HttpResponse:
-        issued = token_server().issue(read_form_request(request._request))
+    def post(self, request: HttpRequest) -> HttpResponse:
+        issued = issue(read_form_request(request))
         body: dict[str, object] = {
             "access_token": issued.access_token,
             "token_type": TOKEN_TYPE,
