@@ -8,7 +8,9 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authserver.settings")
 
-application = get_wsgi_application()
+from authserver.handlers import dispatching_application  # noqa: E402
+
+application = dispatching_application(get_wsgi_application())
 
 from authserver.checks import refuse_to_start_if_misconfigured  # noqa: E402
 

@@ -1,0 +1,82 @@
+"""The WSGI application gunicorn serves: the OAuth endpoints run on a lean middleware
+chain, everything else on the full one (authserver.handlers)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+
+from authserver.handlers import dispatching_application
+from tests.conftest import TOKEN_PATHS, basic
+
+
+@pytest.fixture(scope="module")
+def application() -> Any:
+    return dispatching_application(get_wsgi_application())
+
+
+def call(
+    application: Any, method: str, path: str, body: bytes = b"", **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
+        "HTTP_HOST": headers.pop("host", "testserver"), "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
+    }
+    status: list[str] = []
+    response_headers: list[tuple[str, str]] = []
+
+    def start_response(line: str, pairs: list[tuple[str, str]], exc_info: Any = None) -> None:
+        status.append(line)
+        response_headers.extend(pairs)
+
+    result = application(environ, start_response)
+    try:
+        content = b"".join(result)
+    finally:
+        result.close()
+    return int(status[0].split()[0]), dict(response_headers), content
+
+
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+def test_token_paths_take_the_lean_chain_and_keep_its_headers(application, make_client, path):
+    client, secret = make_client(allowed_scopes=["read"])
+    status, headers, content = call(
+        application, "POST", path, b"grant_type=client_credentials", authorization=basic(client.client_id, secret)
+    )
+    assert status == 200, content
+    assert json.loads(content)["token_type"] == "Bearer"
+    assert headers["Content-Length"] == str(len(content))
+    assert headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware still runs
+    assert headers["Cache-Control"] == "no-store"
+    # Browser-only middleware did not: no session, CSRF or clickjacking machinery.
+    assert "Set-Cookie" not in headers and "X-Frame-Options" not in headers and "Vary" not in headers
+
+
+def test_lean_chain_still_checks_the_host(application, db):
+    status, headers, content = call(application, "POST", "/oauth/token", b"grant_type=client_credentials",
+                                    host="evil.example")
+    assert status == 400
+    assert headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("path", ["/oauth/introspect", "/oauth/revoke"])
+def test_introspection_and_revocation_take_the_lean_chain(application, make_client, path):
+    client, secret = make_client()
+    authorization = basic(client.client_id, secret)
+    status, headers, content = call(application, "POST", path, b"token=abc", authorization=authorization)
+    assert status == 200, content
+    assert "Set-Cookie" not in headers and "X-Frame-Options" not in headers
+
+
+def test_other_paths_keep_the_full_chain(application, db):
+    status, headers, _ = call(application, "GET", "/admin/login/")
+    assert status == 200
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in headers.get("Set-Cookie", "")
