@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,3 +267,73 @@ def _wait_for_log(server: LiveServer, numbers: Callable[[], set[int]]) -> dict[i
     while not numbers() <= set(served := _served_by(server)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return served
+
+
+# --- numbered requests, and which worker answered them --------------------------------------
+
+_request_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Call:
+    number: int  # sent as X-Test-Request: the server's access log names the worker that answered
+    at: float  # when the answer arrived (time.monotonic)
+    response: requests.Response
+
+
+def call(server: LiveServer, path: str, *, method: str = "POST", **kwargs: Any) -> Call:
+    """One request to ``server``, numbered so that its access log names the worker that answered."""
+    number = next(_request_numbers)
+    headers = {**kwargs.pop("headers", {}), "X-Test-Request": str(number)}
+    kwargs.setdefault("timeout", 10)
+    response = requests.request(method, f"{server.base_url}{path}", headers=headers, **kwargs)
+    return Call(number, time.monotonic(), response)
+
+
+def served_by(server: LiveServer, calls: list[Call]) -> dict[int, int]:
+    """Request number -> pid of the worker of ``server`` that answered it, in the access log's order."""
+    return _wait_for_log(server, lambda: {c.number for c in calls})
+
+
+def by_worker(server: LiveServer, calls: list[Call]) -> dict[int, list[Call]]:
+    """The ``calls`` each worker answered, in the order it served them: the order of its access
+    lines (a sync worker serves one request at a time and logs it before accepting the next).
+    The order answers arrived in may differ when several were sent at once."""
+    numbered = {c.number: c for c in calls}
+    workers: dict[int, list[Call]] = {}
+    for number, pid in served_by(server, calls).items():
+        if number in numbered:
+            workers.setdefault(pid, []).append(numbered[number])
+    return workers
+
+
+def batch(send: Callable[[], Call], count: int = 8) -> list[Call]:
+    """``count`` requests at once, in the order answered.  Concurrent, because one after the
+    other may all go to one worker: on a busy machine the sync worker that just answered
+    tends to win the next accept() (hundreds in a row were seen)."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return sorted(pool.map(lambda _: send(), range(count)), key=lambda c: c.at)
+
+
+def on_every_worker(
+    server: LiveServer, send: Callable[[], Call], *, until: Callable[[Call], bool] | None = None,
+    what: str = "answered", workers: int = 2, at_once: int = 8, rounds: int = 40, seconds: float = 60,
+) -> list[Call]:
+    """Send ``batch``es of ``at_once`` requests until each of the ``workers`` worker processes of
+    ``server`` has answered one (one for which ``until`` holds, if given); fail after ``rounds``
+    batches or ``seconds``.  Returns every call, in the order answered."""
+    calls: list[Call] = []
+    started = time.monotonic()
+    for _ in range(rounds):
+        calls += batch(send, at_once)
+        served = served_by(server, calls)
+        done = {served[c.number] for c in calls if c.number in served and (until is None or until(c))}
+        if len(done) >= workers:
+            return calls
+        if time.monotonic() - started > seconds:
+            break
+    pytest.fail(
+        f"{server.name}: after {len(calls)} requests ({len(calls) // at_once} batches of {at_once}, "
+        f"{time.monotonic() - started:.1f} s) only {len(done)} of {workers} workers {what} "
+        f"(workers {sorted(done)}; all that answered: {sorted(set(served.values()))})"
+    )

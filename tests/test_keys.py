@@ -463,36 +463,28 @@ def test_both_metadata_paths_serve_the_same_document_whose_urls_work(make_client
 
 # --- live: rotation reaches every gunicorn worker ---------------------------------------
 
-from tests.live import _wait_for_log  # noqa: E402
+from tests.live import Call, batch, by_worker, call, on_every_worker, served_by  # noqa: E402
 
 
 @pytest.mark.live
 def test_live_rotation_reaches_every_worker_and_old_tokens_still_verify(gunicorn_server):
     server = gunicorn_server
-    tokens: dict[int, str] = {}
 
-    def get_token(number: int) -> str:
-        response = requests.post(
-            f"{server.base_url}/oauth/token", data={"grant_type": "client_credentials"},
-            auth=(server.client_id, server.client_secret), headers={"X-Test-Request": str(number)}, timeout=5,
-        )
-        assert response.status_code == 200, response.text
-        tokens[number] = response.json()["access_token"]
-        return tokens[number]
+    def get_token() -> Call:
+        issued = call(server, "/oauth/token", data={"grant_type": "client_credentials"},
+                      auth=(server.client_id, server.client_secret), timeout=5)
+        assert issued.response.status_code == 200, issued.response.text
+        return issued
+
+    def kid(issued: Call) -> str:
+        return kid_of(issued.response.json()["access_token"])
 
     # Before rotation: keep asking until both workers have signed (and cached their key ring).
-    number = 0
-    while True:
-        for _ in range(10):
-            number += 1
-            get_token(number)
-        workers = set(_wait_for_log(server, lambda: set(tokens)).values())
-        if len(workers) == 2 or number >= 300:
-            break
-    assert len(workers) == 2, f"one worker served all {number} requests"
-    assert len({kid_of(token) for token in tokens.values()}) == 1
-    old_kid = kid_of(tokens[1])
-    last_before = number
+    before = on_every_worker(server, get_token, what="signed")
+    workers = set(served_by(server, before).values())
+    assert len(workers) == 2, f"one worker served all {len(before)} requests"
+    assert len({kid(c) for c in before}) == 1
+    old_kid = kid(before[0])
 
     rotation = subprocess.Popen(
         [PYTHON, "manage.py", "rotatekeys"], cwd=PROJECT, env=server.env,
@@ -500,43 +492,37 @@ def test_live_rotation_reaches_every_worker_and_old_tokens_still_verify(gunicorn
     )
     # Keep the workers busy while the rotation commits, so that their cached key
     # rings are fresh when it lands and they must notice it on their own.
-    while rotation.poll() is None and number < last_before + 200:
-        number += 1
-        get_token(number)
+    during: list[Call] = []
+    while rotation.poll() is None and len(during) < 200:
+        during += batch(get_token)
     stdout, stderr = rotation.communicate(timeout=60)
     assert rotation.returncode == 0, stderr
     new_kid = re.search(r"kid=(\S+)", stdout)[1]  # type: ignore[index]
     assert new_kid != old_kid
 
     # After rotation: poll until every worker signs with the new key (bounded).
-    deadline = time.monotonic() + 15
-    switched: set[int] = set()
-    while switched != workers and time.monotonic() < deadline and number < last_before + 500:
-        for _ in range(10):
-            number += 1
-            get_token(number)
-        served = _wait_for_log(server, lambda: set(tokens))
-        switched = {
-            served[n] for n in range(last_before + 1, number + 1) if n in served and kid_of(tokens[n]) == new_kid
-        }
-    assert switched == workers, f"workers {workers - switched} still sign with {old_kid} after {number} requests"
+    after = on_every_worker(
+        server, get_token, until=lambda c: kid(c) == new_kid, what="signed with the new key", seconds=15,
+    )
+    since = by_worker(server, during + after)  # each worker's tokens since the rotation began, in its order
+    switched = {worker for worker, calls in since.items() if any(kid(c) == new_kid for c in calls)}
+    assert switched == workers, f"workers {workers - switched} still sign with {old_kid}"
 
-    served = _wait_for_log(server, lambda: set(tokens))
-    assert set(served.values()) == workers
-    for worker in workers:
-        kids = [kid_of(tokens[n]) for n in sorted(tokens) if n > last_before and served[n] == worker]
+    assert set(served_by(server, before + during + after).values()) == workers
+    for worker, calls in since.items():
+        kids = [kid(c) for c in calls]
         first_new = kids.index(new_kid)
         assert set(kids[first_new:]) == {new_kid}, f"worker {worker} went back to the old key: {kids}"
-    for _ in range(10):
-        number += 1
-        assert kid_of(get_token(number)) == new_kid
+    last = [get_token() for _ in range(10)]
+    assert {kid(c) for c in last} == {new_kid}
 
     jwks = requests.get(f"{server.base_url}/.well-known/jwks.json", timeout=5).json()
     assert {key["kid"] for key in jwks["keys"]} == {old_kid, new_kid}
     keyset = jwt.PyJWKSet.from_dict(jwks)
-    old_tokens = [token for token in tokens.values() if kid_of(token) == old_kid]
-    new_tokens = [token for token in tokens.values() if kid_of(token) == new_kid]
-    assert len(old_tokens) >= last_before
+    tokens = [c.response.json()["access_token"] for c in before + during + after + last]
+    old_tokens = [token for token in tokens if kid_of(token) == old_kid]
+    new_tokens = [token for token in tokens if kid_of(token) == new_kid]
+    assert len(old_tokens) >= len(before)
     for token in [*old_tokens, *new_tokens[-3:]]:
         claims = jwt.decode(
             token, key=keyset[kid_of(token)], algorithms=["ES256"], issuer=server.base_url,

@@ -14,7 +14,6 @@ import itertools
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -24,13 +23,18 @@ import requests
 
 from tests.live import (
     LOCAL_POSTGRES,
+    Call,
     LiveServer,
-    _wait_for_log,
+    batch,
+    by_worker,
+    call,
     fresh_postgres_database,
     live_nodes,
     manage,
+    on_every_worker,
     require_local_postgres,
     require_local_redis,
+    served_by,
     services_to_ourselves,
 )
 
@@ -45,7 +49,7 @@ ROTATION_BOUND = 5.0
 # Per client and address, shared by both nodes through Redis; high enough for the polls
 # below (sequential requests may reach one worker many times in a row before the other).
 FAILURES_ALLOWED = 300
-_numbers = itertools.count(1)
+_client_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +73,6 @@ def _services_to_ourselves():
         yield
 
 
-@dataclass(frozen=True)
-class Call:
-    number: int
-    at: float  # when the answer arrived (time.monotonic)
-    response: requests.Response
-
-
-def call(node: LiveServer, path: str, *, method: str = "POST", **kwargs) -> Call:
-    """One request, numbered in X-Test-Request so the node's access log names its worker."""
-    number = next(_numbers)
-    headers = {**kwargs.pop("headers", {}), "X-Test-Request": str(number)}
-    response = requests.request(method, f"{node.base_url}{path}", headers=headers, timeout=10, **kwargs)
-    return Call(number, time.monotonic(), response)
-
-
 def token(node: LiveServer, client_id: str, secret: str) -> Call:
     return call(node, "/oauth/token", data=GRANT, auth=(client_id, secret))
 
@@ -101,34 +90,11 @@ def management(node: LiveServer) -> dict[str, str]:
 
 def new_client(node: LiveServer) -> tuple[str, str]:
     """A client registered through ``node``'s management API: (client_id, secret)."""
-    client_id = f"svc-{next(_numbers)}-{time.time_ns()}"
+    client_id = f"svc-{next(_client_numbers)}-{time.time_ns()}"
     created = call(node, "/client", json={"client_id": client_id, "client_name": "multinode", "scope": "read"},
                    headers=management(node)).response
     assert created.status_code == 201, created.text
     return client_id, created.json()["client_secret"]
-
-
-def served_by(node: LiveServer, calls: list[Call]) -> dict[int, int]:
-    """Request number -> pid of the worker of ``node`` that answered it."""
-    return _wait_for_log(node, lambda: {c.number for c in calls})
-
-
-def batch(send: Callable[[], Call], count: int = 6) -> list[Call]:
-    """``count`` requests at once, in the order answered.  Concurrent, because one after the
-    other may all go to one worker: on a busy machine the worker that just answered tends to
-    win the next accept (hundreds in a row were seen)."""
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return sorted(pool.map(lambda _: send(), range(count)), key=lambda c: c.at)
-
-
-def on_every_worker(node: LiveServer, send: Callable[[], Call], *, workers: int = 2, limit: int = 300) -> list[Call]:
-    """Send until every worker of ``node`` has answered at least once (bounded)."""
-    calls: list[Call] = []
-    while len(calls) < limit:
-        calls += batch(send)
-        if len(set(served_by(node, calls).values())) == workers:
-            return calls
-    pytest.fail(f"{node.name}: {limit} requests never reached all {workers} workers")
 
 
 @dataclass(frozen=True)
@@ -157,8 +123,8 @@ def watch(
         if len(changed_by) == 2 or enough or time.monotonic() > deadline:
             break
     assert len(changed_by) == 2, f"{node.name}: workers {set(served.values()) - changed_by} never changed"
-    for worker in changed_by:
-        answers = [changed(c.response) for c in calls if served.get(c.number) == worker]
+    for worker, served_calls in by_worker(node, calls).items():  # in the order the worker served them
+        answers = [changed(c.response) for c in served_calls]
         assert all(answers[answers.index(True):]), f"{node.name}: worker {worker} went back: {answers}"
     old = [c.at - since for c in calls if not changed(c.response)]
     return Propagation(max(old) if old else None, min(c.at - since for c in calls if changed(c.response)))
@@ -306,9 +272,8 @@ def test_a_key_rotation_signs_on_every_worker_of_both_nodes_within_seconds(nodes
     assert max(switched.values()) <= ROTATION_BOUND
 
     for node in nodes:
-        served = served_by(node, after[node.name])
-        for worker in workers[node.name]:
-            kids = [kid(c) for c in after[node.name] if served.get(c.number) == worker]
+        for worker, served_calls in by_worker(node, after[node.name]).items():  # in the order it served them
+            kids = [kid(c) for c in served_calls]
             assert set(kids[kids.index(new_kid):]) == {new_kid}, f"{node.name}/{worker} went back: {kids}"
     # Old and new tokens verify against either node's JWKS, and introspect active on the other node.
     for node, other in ((a, b), (b, a)):
