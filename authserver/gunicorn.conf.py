@@ -17,3 +17,13 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 # gunicorn's control socket lives at one fixed path per user, so two servers on one
 # machine (several nodes, tests, a benchmark beside a dev server) would collide.
 control_socket_disable = True
+
+
+def pre_fork(server, worker):  # type: ignore[no-untyped-def]
+    """Move everything the master loaded (the whole app, with preload_app) out of the
+    garbage collector's reach before forking: collections in the workers then do not
+    write to those objects, so their memory pages stay shared with the master instead
+    of being copied into every worker over time."""
+    import gc
+
+    gc.freeze()

@@ -209,6 +209,31 @@ def _verifier(node: LiveServer) -> Callable[[str], dict]:
     return verify
 
 
+# --- persistent connections cut --------------------------------------------------------------
+
+
+def test_cut_persistent_connections_are_replaced_without_an_error(node):
+    """PostgreSQL ends every session of the node (as a failover or an idle timeout on a
+    proxy would): the next requests reconnect silently.  The token path's registry read
+    doubles as Django's CONN_HEALTH_CHECKS probe (clients.registry), so this proves that
+    shortcut loses nothing."""
+    import psycopg
+
+    database = node.env["DATABASE_URL"].rsplit("/", 1)[1]
+    for _ in range(3):
+        for response in [_token(node) for _ in range(8)]:  # every worker holds a connection
+            assert response.status_code == 200, response.text
+        with psycopg.connect(LOCAL_POSTGRES.replace("postgres://", "postgresql://"), autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (database,)
+            ).fetchone()[0]
+        assert cut >= 1
+        answers = [_token(node) for _ in range(8)] + [
+            requests.get(f"{node.base_url}/readyz", timeout=10) for _ in range(4)
+        ]
+        assert [a.status_code for a in answers] == [200] * len(answers), [a.text for a in answers if not a.ok]
+
+
 # --- database down --------------------------------------------------------------------------
 
 

@@ -8,7 +8,9 @@ import json
 from typing import Any
 
 import pytest
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 
 from authserver.handlers import dispatching_application
 from tests.conftest import TOKEN_PATHS, basic
@@ -36,11 +38,18 @@ def call(
         status.append(line)
         response_headers.extend(pairs)
 
-    result = application(environ, start_response)
+    # As Django's test client does: the test's transaction must outlive the request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     try:
-        content = b"".join(result)
+        result = application(environ, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            result.close()
     finally:
-        result.close()
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     return int(status[0].split()[0]), dict(response_headers), content
 
 
