@@ -4,6 +4,8 @@
     python3 dev.py serve          set up .venv, migrate SQLite, serve on 127.0.0.1:8000 (gunicorn)
     python3 dev.py test [ARGS]    set up .venv and run the whole test suite (pytest ARGS)
     python3 dev.py manage ARGS    run manage.py with the local configuration, e.g. createclient
+    python3 dev.py bench [ARGS]   benchmark the token endpoint against Django and DOT (needs Debian's wrk;
+                                  see bench/README.md or `python3 dev.py bench --help`)
 
 Local keys (SECRET_KEY, SECRET_HASH_KEY) are generated once into .local/env (git-ignored),
 so a restart changes nothing. Variables already set in the environment win.
@@ -81,8 +83,13 @@ def test(args: list[str]) -> int:
     return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
+def bench(args: list[str]) -> int:
+    ensure_venv()
+    return subprocess.run([str(PYTHON), "-m", "bench", *args], cwd=ROOT).returncode
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("serve", "test", "manage"):
+    if not argv or argv[0] not in ("serve", "test", "manage", "bench"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -90,6 +97,8 @@ def main(argv: list[str]) -> int:
         return serve(rest)
     if command == "test":
         return test(rest)
+    if command == "bench":
+        return bench(rest)
     ensure_venv()
     try:
         manage(rest, local_env())

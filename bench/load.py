@@ -1,0 +1,222 @@
+"""Load generation with wrk, and what one load run measured on the server side."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench import procstat
+from bench.servers import RunningServer, Target
+
+LUA_SCRIPT = Path(__file__).resolve().parent / "token_request.lua"
+MARKER = "BENCH_RESULT "
+LIMIT_MARKER = "BENCH_LIMIT"
+# Slow servers (DOT with hashed secrets) queue requests for seconds at high concurrency:
+# count those as slow, not as failed.
+WRK_TIMEOUT_SECONDS = 30
+IDLE_POLL_SECONDS = 0.25
+IDLE_TIMEOUT_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    duration_us: int
+    requests: int
+    bytes: int
+    checked: int
+    failed: int
+    connect_errors: int
+    read_errors: int
+    write_errors: int
+    timeouts: int
+    non_2xx: int
+    p50_us: int
+    p90_us: int
+    p99_us: int
+    p999_us: int
+    mean_us: float
+    max_us: int
+    first_error: str
+
+    @property
+    def errors(self) -> int:
+        """Checked responses that failed, plus requests that never got a response."""
+        return self.failed + self.connect_errors + self.read_errors + self.write_errors + self.timeouts
+
+
+@dataclass(frozen=True)
+class Run:
+    """One server at one concurrency for a fixed time (or a fixed count of requests)."""
+
+    server: str
+    concurrency: int
+    threads: int
+    requests: int
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    cpu_ms_per_request: float | None
+    wrk_cpu_ms_per_request: float | None
+    machine_busy_percent: float
+    other_cpu_percent: float
+    worker_rss_mb: list[float]
+    wrk: dict[str, object]
+
+    @property
+    def max_rss_mb(self) -> float:
+        return max(self.worker_rss_mb, default=0.0)
+
+
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk (the Debian package)")
+    return path
+
+
+def _lua_string(value: str) -> str:
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"not printable ASCII: {value!r}")
+    return json.dumps(value)  # for printable ASCII, a JSON string is a valid Lua string
+
+
+def write_requests(target: Target, path: Path) -> Path:
+    """The Lua table of token requests wrk cycles through: one per credential."""
+    lines = [f"return {{path = {_lua_string(target.token_path)}, requests = {{"]
+    for credential in target.credentials:
+        headers = (
+            f'["Authorization"] = {_lua_string(credential.basic())}, '
+            '["Content-Type"] = "application/x-www-form-urlencoded"'
+        )
+        lines.append(f"  {{headers = {{{headers}}}, body = {_lua_string(target.body)}}},")
+    lines.append("}}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_wrk(target: Target, requests_file: Path, *, concurrency: int, seconds: float,
+            limit: int = 0) -> WrkResult:
+    """Run wrk against the token endpoint for ``seconds``, or until ``limit`` responses (0: no limit).
+
+    wrk has no request-count bound: each thread stops itself at its share of ``limit`` and
+    says so on stdout; once all have, wrk is interrupted (SIGINT), which ends the run early
+    with its full report.
+    """
+    threads = min(concurrency, 2)
+    per_thread = math.ceil(limit / threads) if limit else 0
+    command = [
+        require_wrk(), "-t", str(threads), "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
+        "--timeout", f"{WRK_TIMEOUT_SECONDS}s", "-s", str(LUA_SCRIPT),
+        f"{target.url}{target.token_path}", "--", str(requests_file), str(per_thread),
+    ]
+    deadline = time.monotonic() + seconds + WRK_TIMEOUT_SECONDS + 60
+    process = subprocess.Popen(  # noqa: S603 - wrk with our own arguments
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        early = _read_until_limits(process, threads if limit else 0, deadline)
+        if process.poll() is None and limit:
+            process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stdout, stderr = early + rest.decode(), errors.decode()
+    for line in stdout.splitlines():
+        if line.startswith(MARKER):
+            return WrkResult(**json.loads(line[len(MARKER):]))
+    raise RuntimeError(f"wrk gave no result ({process.returncode}):\n{stdout}\n{stderr}")
+
+
+def _read_until_limits(process: subprocess.Popen[bytes], expected: int, deadline: float) -> str:
+    """Read wrk's stdout until ``expected`` threads have reported BENCH_LIMIT, wrk ends, or the deadline."""
+    assert process.stdout is not None
+    descriptor = process.stdout.fileno()
+    received = b""
+    while received.count(LIMIT_MARKER.encode()) < expected and time.monotonic() < deadline:
+        ready, _, _ = select.select([descriptor], [], [], 1.0)
+        if not ready:
+            continue
+        chunk = os.read(descriptor, 65536)  # unbuffered: select() sees everything not yet read
+        if not chunk:
+            break  # wrk has ended
+        received += chunk
+    return received.decode()
+
+
+def wait_until_idle(server: RunningServer) -> None:
+    """Wait until the server stops burning CPU: requests queued when wrk stopped are still served."""
+    deadline = time.monotonic() + IDLE_TIMEOUT_SECONDS
+    last = procstat.total_cpu_seconds(server.pids())
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 2:
+        time.sleep(IDLE_POLL_SECONDS)
+        now = procstat.total_cpu_seconds(server.pids())
+        quiet = quiet + 1 if now - last < 0.02 else 0
+        last = now
+
+
+def measure(server: RunningServer, requests_file: Path, *, concurrency: int, seconds: float,
+            limit: int = 0, label: str | None = None) -> Run:
+    """Load ``server`` once; CPU is the master's and workers' utime+stime over the run."""
+    wait_until_idle(server)
+    pids = server.pids()
+    cpu_before = procstat.total_cpu_seconds(pids)
+    machine_before = procstat.machine_cpu()
+    wrk_before = _children_cpu_seconds()
+    result = run_wrk(server.target, requests_file, concurrency=concurrency, seconds=seconds, limit=limit)
+    cpu_after = procstat.total_cpu_seconds(pids)
+    machine_after = procstat.machine_cpu()
+    wrk_cpu = _children_cpu_seconds() - wrk_before
+    rss = [round(value / 2**20, 1) for value in server.worker_rss().values()]
+    elapsed = result.duration_us / 1e6
+    machine_total = machine_after[1] - machine_before[1]
+    return Run(
+        server=label or server.target.name,
+        concurrency=concurrency,
+        threads=min(concurrency, 2),
+        requests=result.requests,
+        seconds=round(elapsed, 3),
+        requests_per_second=round(result.requests / elapsed, 1) if elapsed else 0.0,
+        p50_ms=result.p50_us / 1000,
+        p90_ms=result.p90_us / 1000,
+        p99_ms=result.p99_us / 1000,
+        max_ms=result.max_us / 1000,
+        errors=result.errors,
+        cpu_ms_per_request=_per_request(cpu_after - cpu_before, result.requests),
+        wrk_cpu_ms_per_request=_per_request(wrk_cpu, result.requests),
+        machine_busy_percent=_percent(machine_after[0] - machine_before[0], machine_total),
+        other_cpu_percent=_percent(
+            machine_after[0] - machine_before[0] - (cpu_after - cpu_before) - wrk_cpu, machine_total
+        ),
+        worker_rss_mb=rss,
+        wrk=asdict(result),
+    )
+
+
+def _children_cpu_seconds() -> float:
+    """CPU time of this process's finished children: here, the wrk runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _per_request(cpu_seconds: float, requests: int) -> float | None:
+    return round(cpu_seconds * 1000 / requests, 3) if requests else None
+
+
+def _percent(part: float, whole: float) -> float:
+    return round(100 * part / whole, 1) if whole > 0 else 0.0

@@ -1,0 +1,142 @@
+"""The results table and issue 6's goals, each judged PASS or FAIL from the runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bench.load import Run
+
+REFERENCE_CONCURRENCY = 8
+HIGH_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """Worker RSS after ``baseline_requests`` and after ``total_requests`` token requests."""
+
+    server: str
+    baseline_requests: int
+    total_requests: int
+    errors: int
+    baseline_rss_mb: dict[str, float]
+    final_rss_mb: dict[str, float]
+    baseline_private_mb: dict[str, float]
+    final_private_mb: dict[str, float]
+    phases: list[dict[str, object]]
+
+    @property
+    def growth_mb(self) -> float:
+        """The largest RSS growth of any worker."""
+        return _growth(self.baseline_rss_mb, self.final_rss_mb)
+
+    @property
+    def private_growth_mb(self) -> float:
+        return _growth(self.baseline_private_mb, self.final_private_mb)
+
+
+def _growth(before: dict[str, float], after: dict[str, float]) -> float:
+    return max((after[pid] - mb for pid, mb in before.items() if pid in after), default=0.0)
+
+
+@dataclass(frozen=True)
+class Check:
+    goal: str
+    measured: str
+    passed: bool | None  # None: not measured in this run
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
+
+
+def table(runs: Sequence[Run]) -> str:
+    """One row per run. "others CPU": the machine's CPU used by neither the server nor wrk (other
+    processes, and kernel network work not charged to either), in % of all CPUs: high means noisy."""
+    header = (f"{'server':<22}{'c':>4}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+              f"{'CPU ms/req':>12}{'others CPU':>12}{'RSS MB':>14}")
+    lines = [header, "-" * len(header)]
+    for run in runs:
+        cpu = f"{run.cpu_ms_per_request:.2f}" if run.cpu_ms_per_request is not None else "-"
+        rss = "/".join(f"{mb:.0f}" for mb in run.worker_rss_mb)
+        lines.append(
+            f"{run.server:<22}{run.concurrency:>4}{run.requests_per_second:>10.1f}{run.p50_ms:>9.2f}"
+            f"{run.p99_ms:>9.2f}{run.errors:>8}{cpu:>12}{max(0.0, run.other_cpu_percent):>11.0f}%{rss:>14}"
+        )
+    return "\n".join(lines)
+
+
+NOISY_PERCENT = 10.0
+
+
+def noise_warning(runs: Sequence[Run]) -> str | None:
+    """A warning when other processes took a real share of the CPUs during some runs."""
+    noisy = [f"{r.server} c={r.concurrency} ({r.other_cpu_percent:.0f} %)" for r in runs
+             if r.other_cpu_percent > NOISY_PERCENT]
+    if not noisy:
+        return None
+    note = " (PostgreSQL's own CPU counts as others)" if any("postgres" in item for item in noisy) else ""
+    return (f"warning: other processes used more than {NOISY_PERCENT:.0f} % of the CPUs during: "
+            f"{', '.join(noisy)}; those figures (and ratios built on them) are unreliable{note}.")
+
+
+def _find(runs: Sequence[Run], server: str, concurrency: int) -> Run | None:
+    return next((r for r in runs if r.server == server and r.concurrency == concurrency), None)
+
+
+def _ratio_check(runs: Sequence[Run], goal: str, numerator: str, denominator: str,
+                 test: Callable[[float], bool], shown: Callable[[float], str]) -> Check:
+    top = _find(runs, numerator, REFERENCE_CONCURRENCY)
+    bottom = _find(runs, denominator, REFERENCE_CONCURRENCY)
+    if top is None or bottom is None or not bottom.requests_per_second:
+        return Check(goal, "not measured", None)
+    ratio = top.requests_per_second / bottom.requests_per_second
+    measured = f"{shown(ratio)} ({top.requests_per_second:.0f} / {bottom.requests_per_second:.1f} req/s"
+    if top.cpu_ms_per_request and bottom.cpu_ms_per_request:
+        # Server CPU per request barely moves when other processes share the machine.
+        measured += f"; by CPU ms/req {shown(bottom.cpu_ms_per_request / top.cpu_ms_per_request)}"
+    return Check(goal, measured + ")", test(ratio))
+
+
+def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
+    """Issue 6's goals, at concurrency 8 unless said otherwise."""
+    c8 = _find(runs, "authserver", REFERENCE_CONCURRENCY)
+    c32 = _find(runs, "authserver", HIGH_CONCURRENCY)
+    found = [
+        Check("authserver tokens/s >= 1,500", f"{c8.requests_per_second:.0f}" if c8 else "not measured",
+              c8.requests_per_second >= 1500 if c8 else None),
+        _ratio_check(runs, "authserver / trivial Django >= 55 %", "authserver", "trivial",
+                     lambda r: r >= 0.55, lambda r: f"{r:.0%}"),
+        _ratio_check(runs, "authserver / DOT plain secrets >= 5x", "authserver", "dot-plain",
+                     lambda r: r >= 5, lambda r: f"{r:.1f}x"),
+        _ratio_check(runs, "authserver / DOT hashed secrets >= 250x", "authserver", "dot-hashed",
+                     lambda r: r >= 250, lambda r: f"{r:.0f}x"),
+        Check("authserver p99 <= 10 ms", f"{c8.p99_ms:.2f} ms" if c8 else "not measured",
+              c8.p99_ms <= 10 if c8 else None),
+        Check("authserver errors = 0", str(c8.errors) if c8 else "not measured", c8.errors == 0 if c8 else None),
+    ]
+    if c8 and c32 and c8.requests_per_second:
+        held = c32.requests_per_second / c8.requests_per_second
+        found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors",
+                           f"{held:.0%} ({c32.requests_per_second:.0f} req/s), {c32.errors} errors",
+                           held >= 0.9 and c32.errors == 0))
+    else:
+        found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors", "not measured", None))
+    if any(r.server == "authserver-postgres" for r in runs):
+        found.append(_ratio_check(runs, "PostgreSQL / SQLite >= 80 %", "authserver-postgres", "authserver",
+                                  lambda r: r >= 0.8, lambda r: f"{r:.0%}"))
+    if any(r.server == "authserver-registry" for r in runs):
+        found.append(_ratio_check(runs, "many clients / 1 client within 15 %", "authserver-registry", "authserver",
+                                  lambda r: r >= 0.85, lambda r: f"{r:.0%}"))
+    if memory is not None:
+        found.append(Check(
+            f"worker RSS growth {memory.baseline_requests:,} -> {memory.total_requests:,} requests < 10 MB",
+            f"{memory.growth_mb:+.1f} MB (private {memory.private_growth_mb:+.1f} MB), {memory.errors} errors",
+            memory.growth_mb < 10 and memory.errors == 0,
+        ))
+    return found
+
+
+def checks_text(found: Sequence[Check]) -> str:
+    width = max(len(c.goal) for c in found)
+    return "\n".join(f"{c.verdict:<5} {c.goal:<{width}}  {c.measured}" for c in found)

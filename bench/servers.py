@@ -1,0 +1,268 @@
+"""The servers under test: how each is prepared (database, clients) and run under gunicorn.
+
+Every server runs with authserver's own gunicorn configuration (2 sync workers, the same
+keep-alive and timeouts), bound to 127.0.0.1 on a free port, on a fresh database, as a
+subprocess in its own session that is stopped by its own process IDs.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from base64 import b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from bench import procstat
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+GUNICORN_CONFIG = "authserver/gunicorn.conf.py"
+WORKERS = 2
+HOST = "127.0.0.1"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+SETUP_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True)
+class Credential:
+    client_id: str
+    client_secret: str
+
+    def basic(self) -> str:
+        """The Authorization header value (client_secret_basic, RFC 6749 §2.3.1: form-encoded inside)."""
+        raw = f"{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
+        return "Basic " + b64encode(raw.encode("ascii")).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server ready to start: its WSGI app, its environment and the token request it answers."""
+
+    name: str
+    wsgi: str
+    env: dict[str, str]
+    port: int
+    token_path: str
+    body: str
+    credentials: tuple[Credential, ...]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+@dataclass
+class RunningServer:
+    target: Target
+    process: subprocess.Popen[bytes]
+    log: Path
+    workers: list[int] = field(default_factory=list)
+
+    def pids(self) -> list[int]:
+        """The gunicorn master and its workers, as they are now."""
+        return [self.process.pid, *procstat.children(self.process.pid)]
+
+    def worker_rss(self) -> dict[int, int]:
+        return {pid: procstat.rss_bytes(pid) for pid in procstat.children(self.process.pid)}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _server_env(port: int, settings_module: str, extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "CACHE_URL", "REDIS_URL", "DEBUG"):
+        env.pop(name, None)  # a developer's own configuration must not leak into a measurement
+    env.update(
+        DJANGO_SETTINGS_MODULE=settings_module,
+        BIND=f"{HOST}:{port}",
+        WEB_CONCURRENCY=str(WORKERS),
+        ACCESS_LOG="/dev/null",
+        # authserver keeps its default INFO level: its "token issued" audit line is part of
+        # the cost of a token (it goes to the server's log file in the temporary directory).
+        LOG_LEVEL="INFO",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def run_python(args: list[str], env: dict[str, str]) -> str:
+    """Run the project's Python with ``args`` from the repository root; return its stdout."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [str(PYTHON), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=SETUP_TIMEOUT
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _last_json_line(output: str) -> dict[str, str]:
+    for line in reversed(output.splitlines()):
+        if line.startswith("{"):
+            value: dict[str, str] = json.loads(line)
+            return value
+    raise RuntimeError(f"no JSON in output:\n{output}")
+
+
+# --- authserver --------------------------------------------------------------------------
+
+AUTHSERVER_SCOPE = "invoices:read"
+
+
+def authserver_target(*, name: str, database_url: str, registry_file: Path | None = None,
+                      registry_size: int = 0, registry_sample: int = 0) -> Target:
+    """authserver after ``migrate`` and ``createclient`` (scopes, a tenant, roles) on ``database_url``.
+
+    With ``registry_size``, the database is first seeded with that many more clients and the
+    requests rotate over ``registry_sample`` of them instead of the one client.
+    """
+    port = free_port()
+    env = _server_env(port, "authserver.settings", {
+        "SECRET_HASH_KEY": secrets.token_hex(32),
+        "ISSUER": f"http://{HOST}:{port}",
+        "DATABASE_URL": database_url,
+    })
+    run_python(["manage.py", "migrate", "--noinput", "-v", "0"], env)
+    created = _last_json_line(run_python([
+        "manage.py", "createclient", "bench", "--client-id", "bench",
+        "--scope", "invoices:read", "--scope", "invoices:write",
+        "--tenant", "acme", "--role", "auditor", "--role", "acme/reader", "--json",
+    ], env))
+    credentials: tuple[Credential, ...] = (Credential(created["client_id"], created["client_secret"]),)
+    if registry_size and registry_file is not None:
+        run_python(["-m", "bench.registry", str(registry_size), str(registry_sample), str(registry_file)], env)
+        credentials = tuple(Credential(c["client_id"], c["client_secret"])
+                            for c in json.loads(registry_file.read_text()))
+    body = f"grant_type=client_credentials&scope={quote(AUTHSERVER_SCOPE, safe='')}"
+    return Target(name, "authserver.wsgi", env, port, "/oauth/token", body, credentials)
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh database ``bench_<random>`` on the server of ``server_url``, dropped afterwards."""
+    import psycopg  # only --postgres needs it
+
+    name = f"bench_{secrets.token_hex(6)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server_url)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the trivial Django view -------------------------------------------------------------
+
+def trivial_target() -> Target:
+    """Django answering fixed token-shaped JSON: the floor any Django token endpoint stands on."""
+    port = free_port()
+    env = _server_env(port, "bench.trivial.settings", {})
+    credential = Credential("trivial", "not-checked")
+    return Target("trivial", "bench.trivial.wsgi", env, port, "/oauth/token",
+                  "grant_type=client_credentials", (credential,))
+
+
+# --- stock django-oauth-toolkit ----------------------------------------------------------
+
+def dot_target(*, name: str, database: Path, hashed: bool) -> Target:
+    """django-oauth-toolkit 3.4 as shipped, one confidential client-credentials Application."""
+    port = free_port()
+    env = _server_env(port, "bench.dot.settings", {"BENCH_DOT_DATABASE": str(database)})
+    run_python(["-m", "django", "migrate", "--noinput", "-v", "0"], env)
+    created = _last_json_line(run_python(["-m", "bench.dot.seed", "--hashed" if hashed else "--plain"], env))
+    credential = Credential(created["client_id"], created["client_secret"])
+    return Target(name, "bench.dot.wsgi", env, port, "/o/token/",
+                  "grant_type=client_credentials&scope=read", (credential,))
+
+
+# --- running ---------------------------------------------------------------------------
+
+@contextmanager
+def serve(target: Target, log: Path) -> Iterator[RunningServer]:
+    """Run ``target`` under gunicorn until the block ends; stop it by its own PIDs in any case."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - our own gunicorn and arguments
+            [str(GUNICORN), "-c", GUNICORN_CONFIG, target.wsgi],
+            cwd=ROOT, env=target.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = RunningServer(target, process, log)
+    try:
+        _wait_until_ready(server)
+        yield server
+    finally:
+        _stop(server)
+
+
+def _wait_until_ready(server: RunningServer) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.target.name} exited at start:\n{server.log.read_text()[-3000:]}")
+        workers = procstat.children(server.process.pid)
+        if len(workers) == WORKERS and _accepts(server.target.port):
+            server.workers = workers
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.target.name} not ready within {START_TIMEOUT:.0f} s:\n{server.log.read_text()}")
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _stop(server: RunningServer) -> None:
+    """SIGTERM to the master, which stops its workers gracefully; SIGKILL to each if it hangs."""
+    if server.process.poll() is not None:
+        return
+    workers = procstat.children(server.process.pid)
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=STOP_TIMEOUT)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+
+
+def check_token_request(target: Target) -> None:
+    """One token request before any load: the server answers 200 with an access token."""
+    connection = http.client.HTTPConnection(HOST, target.port, timeout=60)
+    try:
+        connection.request("POST", target.token_path, body=target.body, headers={
+            "Authorization": target.credentials[0].basic(),
+            "Content-Type": "application/x-www-form-urlencoded",
+        })
+        response = connection.getresponse()
+        payload = response.read()
+    finally:
+        connection.close()
+    if response.status != 200 or b'"access_token"' not in payload:
+        raise RuntimeError(f"{target.name}: token request answered {response.status}: {payload[:500]!r}")

@@ -1,0 +1,77 @@
+-- wrk script: POST token requests and check every answer.
+--
+--   wrk ... -s bench/token_request.lua URL -- REQUESTS.lua [LIMIT]
+--
+-- REQUESTS.lua (written by bench/load.py) returns {path = ..., requests = {{headers = {...}, body = ...}, ...}}.
+-- Each thread cycles through the requests from its own starting point, so many clients are
+-- spread over the run. A response is an error unless its status is 2xx and its body holds
+-- "access_token". With LIMIT, each thread stops after LIMIT responses and prints BENCH_LIMIT.
+-- done() prints one line: BENCH_RESULT {json}; latencies in microseconds.
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("thread_index", #threads)
+end
+
+function init(args)
+  local spec = dofile(args[1])
+  limit = tonumber(args[2] or "0") or 0
+  prepared = {}
+  for i, r in ipairs(spec.requests) do
+    prepared[i] = wrk.format("POST", spec.path, r.headers, r.body)
+  end
+  count = #prepared
+  position = ((thread_index - 1) * 7919) % count
+  responses = 0
+  errors = 0
+  first_error = ""
+end
+
+function request()
+  position = position % count + 1
+  return prepared[position]
+end
+
+function response(status, headers, body)
+  responses = responses + 1
+  if status < 200 or status > 299 or not string.find(body or "", '"access_token"', 1, true) then
+    errors = errors + 1
+    if first_error == "" then
+      first_error = tostring(status) .. " " .. string.sub(body or "", 1, 300)
+    end
+  end
+  if limit > 0 and responses == limit then
+    -- wrk's main thread sleeps for the whole duration: tell bench/load.py, which interrupts it.
+    io.write("BENCH_LIMIT\n")
+    io.flush()
+    wrk.thread:stop()
+  end
+end
+
+local function json_string(value)
+  local escaped = string.gsub(value, '[%c"\\\128-\255]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end)
+  return '"' .. escaped .. '"'
+end
+
+function done(summary, latency, requests)
+  local checked, failed, first = 0, 0, ""
+  for _, thread in ipairs(threads) do
+    checked = checked + thread:get("responses")
+    failed = failed + thread:get("errors")
+    if first == "" then first = thread:get("first_error") end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"duration_us": %d, "requests": %d, "bytes": %d, "checked": %d, "failed": %d, ' ..
+    '"connect_errors": %d, "read_errors": %d, "write_errors": %d, "timeouts": %d, "non_2xx": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "p999_us": %d, "mean_us": %.1f, "max_us": %d, ' ..
+    '"first_error": %s}\n',
+    summary.duration, summary.requests, summary.bytes, checked, failed,
+    e.connect, e.read, e.write, e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.mean, latency.max, json_string(first)))
+end

@@ -1,0 +1,1 @@
+"""A tiny Django project answering fixed token-shaped JSON: the floor under any Django token endpoint."""
