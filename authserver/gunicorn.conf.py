@@ -27,3 +27,11 @@ def pre_fork(server, worker):  # type: ignore[no-untyped-def]
     import gc
 
     gc.freeze()
+
+
+def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    """On PostgreSQL, each worker listens for registry changes (clients.changefeed), so
+    that a token request needs no database query while nothing changes."""
+    from clients import changefeed
+
+    changefeed.start()

@@ -61,6 +61,10 @@ FAILED_AUTH_RATE_PER_CLIENT = env.str("FAILED_AUTH_RATE_PER_CLIENT", default="10
 # Cache trouble must not stop token issuing: limits are skipped (and logged) instead.
 RATELIMIT_FAIL_OPEN = True
 
+# PostgreSQL: each worker LISTENs for registry changes, so token requests need no query
+# (clients.changefeed). Turn off behind a transaction-pooling proxy (PgBouncer).
+REGISTRY_CHANGE_FEED = env.bool("REGISTRY_CHANGE_FEED", default=True)
+
 # Largest token-request body read; larger ones get 413 without being read.
 TOKEN_REQUEST_MAX_BYTES = env.int("TOKEN_REQUEST_MAX_BYTES", default=16384)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,18 +36,22 @@ from django.db import (
     IntegrityError,
     InterfaceError,
     OperationalError,
+    connection,
     connections,
     transaction,
 )
 from django.db.models import F, Q
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from clients import changefeed
 from clients.models import Client, ClientSecret, RegistryState, Role, Tenant
 
 log = logging.getLogger("authserver.registry")
 
 # A secret's last use is written at most once per this interval per process.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+# With the PostgreSQL change feed listening, the version is read at least this often anyway.
+FEED_TRUST_SECONDS = 1.0
 # Snapshots kept per process; past this the oldest go (each is well under 2 KB).
 MAX_ENTRIES = 20_000
 
@@ -96,6 +101,8 @@ class _Cache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.version: int | None = None
+        self.marker: tuple[int, int] | None = None
+        self.read_at = 0.0
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
         self.touched: dict[int, datetime] = {}
         self.pending: dict[int, datetime] = {}
@@ -156,7 +163,12 @@ def observed_version() -> int | None:
 
 
 def bump() -> None:
-    """Mark the registry changed, in the caller's transaction."""
+    """Mark the registry changed, in the caller's transaction (and tell PostgreSQL listeners
+    when it commits: ``clients.changefeed``)."""
+    notify = changefeed.notify_sql(connection.vendor)
+    if notify is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(notify)
     if RegistryState.objects.filter(pk=1).update(version=F("version") + 1):
         return
     try:
@@ -169,14 +181,28 @@ def bump() -> None:
 def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
     """Secrets with ``prefix`` of the clients named, live or not, preferred client first.
 
-    One query (the version) when every client is in this process's snapshot.
+    One query (the version) when every client is in this process's snapshot, and none
+    while this worker's PostgreSQL change feed listens and has seen no change.
     """
-    version = current_version()
     cache = _cache
+    # The feed's marker is read before the version: a commit after the read notifies,
+    # which moves the marker, so an unchanged marker means nothing changed since.  The
+    # version is still read once a second, a bound should notifications ever go missing.
+    marker = changefeed.marker()
+    now = time.monotonic()
+    if (
+        marker is not None and marker == cache.marker and cache.version is not None
+        and now - cache.read_at < FEED_TRUST_SECONDS
+    ):
+        version = cache.version
+    else:
+        version = current_version()
+        cache.read_at = now
     with cache.lock:
         if version != cache.version:
             cache.entries = {}
             cache.version = version
+        cache.marker = marker
     found: list[Candidate] = []
     for client_id in client_ids:
         key = (client_id, prefix)

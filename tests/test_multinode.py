@@ -282,3 +282,54 @@ def test_a_key_rotation_signs_on_every_worker_of_both_nodes_within_seconds(nodes
         for c in [before[node.name][0], after[node.name][-1]]:
             verify(jwks, c.response.json()["access_token"])
             assert introspect(other, c.response.json()["access_token"]).response.json()["active"] is True
+
+
+def _listeners(node: LiveServer) -> list[int]:
+    """Backend pids of the node's change-feed listeners (clients.changefeed)."""
+    import psycopg
+
+    database = node.env["DATABASE_URL"].rsplit("/", 1)[1]
+    with psycopg.connect(LOCAL_POSTGRES.replace("postgres://", "postgresql://"), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'authserver changefeed'",
+            (database,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_changes_hold_with_the_change_feed_and_without_it(nodes):
+    """On PostgreSQL every worker listens for registry changes (no query per token while
+    nothing changes).  Cut the listeners' connections: a change made before they are back
+    still holds at once (workers read the version again on every request), and once they
+    are back, changes still reach every worker."""
+    import psycopg
+
+    a, b = nodes
+    deadline = time.monotonic() + 10
+    while len(_listeners(a) + _listeners(b)) < 4:  # 2 nodes x 2 workers
+        assert time.monotonic() < deadline, "the workers' change feeds did not start"
+        time.sleep(0.1)
+
+    client_id, secret = new_client(a)
+    assert all(c.response.status_code == 200 for c in on_every_worker(b, lambda: token(b, client_id, secret)))
+    cut = _listeners(b)
+    with psycopg.connect(LOCAL_POSTGRES.replace("postgres://", "postgresql://"), autocommit=True) as admin:
+        for pid in cut:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    disabled = call(a, f"/client/{quote(client_id, safe='')}", method="PATCH", json={"enabled": False},
+                    headers=management(a))
+    assert disabled.response.status_code == 200, disabled.response.text
+    refused = watch(b, lambda: token(b, client_id, secret), invalid_client, since=disabled.at)
+    print(f"\n[change feed cut on B, client disabled on A] token on B: {refused.describe()}")
+    assert refused.last_old is None or refused.last_old <= PROPAGATION_BOUND
+
+    deadline = time.monotonic() + 15
+    while len(set(_listeners(b)) - set(cut)) < 2:
+        assert time.monotonic() < deadline, "the change feeds did not come back"
+        time.sleep(0.1)
+    enabled = call(a, f"/client/{quote(client_id, safe='')}", method="PATCH", json={"enabled": True},
+                   headers=management(a))
+    assert enabled.response.status_code == 200, enabled.response.text
+    works = watch(b, lambda: token(b, client_id, secret), lambda r: r.status_code == 200, since=enabled.at)
+    print(f"[change feed back on B, client enabled on A] token on B: {works.describe()}")
+    assert works.last_old is None or works.last_old <= PROPAGATION_BOUND
