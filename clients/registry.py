@@ -198,11 +198,12 @@ def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
     else:
         version = current_version()
         cache.read_at = now
-    with cache.lock:
-        if version != cache.version:
-            cache.entries = {}
-            cache.version = version
-        cache.marker = marker
+    if version != cache.version or marker != cache.marker:
+        with cache.lock:
+            if version != cache.version:
+                cache.entries = {}
+                cache.version = version
+            cache.marker = marker
     found: list[Candidate] = []
     for client_id in client_ids:
         key = (client_id, prefix)
@@ -305,11 +306,8 @@ def flush_uses(**_: Any) -> None:
 
 
 def _changed(sender: type, **kwargs: Any) -> None:
-    if kwargs.get("raw"):  # loaddata
-        return
-    if sender is ClientSecret and kwargs.get("update_fields") == frozenset({"last_used"}):
-        return
-    bump()
+    if not kwargs.get("raw"):  # loaddata writes rows as they were
+        bump()
 
 
 def _m2m_changed(sender: type, action: str, **kwargs: Any) -> None:
