@@ -7,6 +7,11 @@
     python3 dev.py bench [ARGS]   benchmark the token endpoint against Django and DOT (needs Debian's wrk;
                                   see bench/README.md or `python3 dev.py bench --help`)
 
+serve and manage install requirements.txt (what runs the server); test and bench install
+requirements-dev.txt (that plus the test, lint and benchmark tools).  Each is installed
+again only when one of its files changed, so switching between serve and test installs
+nothing.
+
 Local keys (SECRET_KEY, SECRET_HASH_KEY) are generated once into .local/env (git-ignored),
 so a restart changes nothing. Variables already set in the environment win.
 """
@@ -25,23 +30,39 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 LOCAL_ENV = ROOT / ".local" / "env"
-REQUIREMENTS = ROOT / "requirements.txt"
+# pip installs a set's last file; requirements-dev.txt begins with -r requirements.txt.
+RUNTIME = (ROOT / "requirements.txt",)
+DEV = (*RUNTIME, ROOT / "requirements-dev.txt")
 
 
-def ensure_venv() -> None:
+def _stamp(files: tuple[Path, ...]) -> tuple[Path, str]:
+    """Where the set's last install is recorded, and the digest of its files now."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return VENV / f".{files[-1].name}.sha256", digest.hexdigest()
+
+
+def ensure_venv(files: tuple[Path, ...] = RUNTIME) -> None:
+    """Install ``files`` unless their stamp says they are installed as they are now.
+
+    One stamp per set, so moving between serve (RUNTIME) and test (DEV) installs nothing;
+    installing DEV also stamps RUNTIME, which it contains.
+    """
     if not PYTHON.exists():
         print("Creating .venv ...", flush=True)
         venv.create(VENV, with_pip=True)
-    stamp = VENV / ".requirements.sha256"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    if not stamp.exists() or stamp.read_text() != digest:
-        print("Installing requirements ...", flush=True)
-        subprocess.run(
-            [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "-r", str(REQUIREMENTS)],
-            check=True,
-        )
-        stamp.write_text(digest)
+    stamps = [_stamp(covered) for covered in (RUNTIME, DEV) if files[: len(covered)] == covered]
+    stamp, digest = stamps[-1]
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print(f"Installing {files[-1].name} ...", flush=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(files[-1])],
+        check=True,
+    )
+    for covered_stamp, covered_digest in stamps:
+        covered_stamp.write_text(covered_digest)
 
 
 def local_env() -> dict[str, str]:
@@ -79,12 +100,12 @@ def serve(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
-    ensure_venv()
+    ensure_venv(DEV)
     return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
 def bench(args: list[str]) -> int:
-    ensure_venv()
+    ensure_venv(DEV)
     return subprocess.run([str(PYTHON), "-m", "bench", *args], cwd=ROOT).returncode
 
 
