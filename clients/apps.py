@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.core.signals import request_finished
+from django.db.models.signals import post_migrate
 
 
 class ClientsConfig(AppConfig):
@@ -9,5 +10,5 @@ class ClientsConfig(AppConfig):
     def ready(self) -> None:
         from clients import registry
 
-        registry.connect_signals()
+        post_migrate.connect(registry.install_triggers, sender=self, dispatch_uid="registry-triggers")
         request_finished.connect(registry.flush_uses, dispatch_uid="registry-flush-uses")

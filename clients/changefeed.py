@@ -1,7 +1,7 @@
 """PostgreSQL only: registry changes pushed to every worker (LISTEN/NOTIFY), so that a token
 request needs no database query at all in steady state.
 
-Every registry write notifies ``CHANNEL`` in its own transaction (``clients.registry.bump``):
+Every registry write notifies ``CHANNEL`` in its own transaction (a trigger, ``clients.versions``):
 PostgreSQL delivers the notification when that transaction commits and drops it if it rolls
 back.  Each gunicorn worker runs one daemon thread (started by gunicorn's ``post_fork`` hook)
 with its own connection, listening on the channel and counting notifications.  While the
@@ -50,9 +50,8 @@ def marker() -> tuple[int, int] | None:
     return _feed.marker
 
 
-def notify_sql(vendor: str) -> str | None:
-    """The statement a writer runs in its transaction to notify listeners, if the database can."""
-    return f"SELECT pg_notify('{CHANNEL}', '')" if vendor == "postgresql" else None
+# What the registry's triggers call in the writer's transaction (``clients.versions``).
+NOTIFY_CALL = f"pg_notify('{CHANNEL}', '')"
 
 
 def start() -> None:

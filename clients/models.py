@@ -231,14 +231,16 @@ class AuditEvent(models.Model):
 
 
 class RegistryState(models.Model):
-    """One row: a counter that every change to clients, secrets, tenants, roles or
-    signing keys increments in its own transaction (``clients.registry``).
+    """One row of counters that database triggers increment in every writer's
+    transaction (``clients.versions``): ``version`` for clients, secrets, tenants and
+    roles, ``keys_version`` for signing keys.
 
-    Each process caches what token requests need and compares this counter once
+    Each process caches what token requests need and compares these counters once
     per request, so a change made anywhere is seen everywhere on the next request.
     """
 
     version = models.BigIntegerField(default=0)
+    keys_version = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"registry version {self.version}"

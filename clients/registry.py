@@ -1,4 +1,4 @@
-"""What the token endpoint knows about clients, cached in each process (design §5, issue 6).
+"""What the token endpoint knows about clients, cached in each process.
 
 A token request needs the client, its secrets with the presented prefix, and its
 scopes, tenants and roles.  Loading those through the ORM costs three queries and
@@ -6,14 +6,13 @@ about 1.5 ms; a token costs well under 1 ms without them.  So each process keeps
 snapshot per (client id, secret prefix) and asks the database one cheap question
 per request: has the registry changed?
 
-Every write to a client, secret, tenant, role or signing key increments
-``RegistryState.version`` inside the writer's transaction (the signal handlers at
-the end of this module, connected in ``ClientsConfig.ready``; bulk ``update()``
-calls in ``clients.services`` call ``bump()`` themselves).  A process that reads a
-new version drops its snapshots, so a change made by any process on any node is
-seen by every process on its next request.  Recording a secret's "last used" time
-is deliberately not a change: it neither bumps the version nor runs in the
-request's critical path (``note_use`` defers it until the response is sent).
+Every write to a client, secret, tenant, role or their links increments
+``RegistryState.version`` inside the writer's transaction: database triggers do it,
+whatever the write (``clients.versions``; the tables are ``WATCHED`` below).  A
+process that reads a new version drops its snapshots, so a change made by any
+process on any node is seen by every process on its next request.  Recording a
+secret's "last used" time is deliberately not a change: its column is left out of
+the triggers, and the write waits until the response is sent (``note_use``).
 
 Snapshots are keyed by the secret's prefix as well as the client id.  A caller who
 does not know a live secret's prefix misses the cache exactly as a caller naming an
@@ -28,22 +27,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db import (
-    DEFAULT_DB_ALIAS,
-    DatabaseError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    connection,
-    connections,
-    transaction,
-)
-from django.db.models import F, Q
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
+from django.db.models import Q
 
-from clients import changefeed
+from clients import changefeed, versions
 from clients.models import Client, ClientSecret, RegistryState, Role, Tenant
 
 log = logging.getLogger("authserver.registry")
@@ -54,6 +43,11 @@ LAST_USED_GRANULARITY = timedelta(minutes=1)
 FEED_TRUST_SECONDS = 1.0
 # Snapshots kept per process; past this the oldest go (each is well under 2 KB).
 MAX_ENTRIES = 20_000
+
+# The tables behind the snapshots; a secret's last use is bookkeeping, not a change.
+WATCHED = versions.watched_models(
+    (Client, ClientSecret, Tenant, Role), column=versions.CLIENTS, bookkeeping=("last_used",)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +95,7 @@ class _Cache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.version: int | None = None
+        self.keys_version: int | None = None
         self.marker: tuple[int, int] | None = None
         self.read_at = 0.0
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
@@ -116,10 +111,17 @@ def reset() -> None:
     _cache.__init__()  # type: ignore[misc]
 
 
+class Versions(NamedTuple):
+    """``RegistryState``'s row: one version per cache (``clients.versions``)."""
+
+    clients: int
+    keys: int
+
+
 _VERSION_SQL: str | None = None
 
 
-def _read_version(db: Any) -> int:
+def _read_versions(db: Any) -> Versions:
     """One primary-key read on the driver's own connection.
 
     Django's cursor wrapper costs about as much as the read itself, and this runs
@@ -129,17 +131,18 @@ def _read_version(db: Any) -> int:
     global _VERSION_SQL
     if _VERSION_SQL is None:
         table = db.ops.quote_name(RegistryState._meta.db_table)
-        _VERSION_SQL = f"SELECT version FROM {table} WHERE id = 1"  # noqa: S608 (fixed name)
+        columns = ", ".join(db.ops.quote_name(name) for name in versions.COLUMNS)
+        _VERSION_SQL = f"SELECT {columns} FROM {table} WHERE id = 1"  # noqa: S608 (fixed names)
     db.ensure_connection()
     with db.wrap_database_errors:
         row = db.connection.execute(_VERSION_SQL).fetchone()
     if db.queries_logged:
         db.queries_log.append({"sql": _VERSION_SQL, "time": "0.000"})
-    return int(row[0]) if row else 0
+    return Versions(int(row[0]), int(row[1])) if row else Versions(0, 0)
 
 
-def current_version() -> int:
-    """The registry's version: one primary-key read, without the ORM's query building.
+def current_version() -> Versions:
+    """The registry's versions: one primary-key read, without the ORM's query building.
 
     With ``CONN_HEALTH_CHECKS`` Django would first send ``SELECT 1`` on a persistent
     connection at the start of each request; this read is itself that check (a
@@ -150,32 +153,16 @@ def current_version() -> int:
     if db.connection is not None and db.health_check_enabled and not db.health_check_done and not db.in_atomic_block:
         db.health_check_done = True
         try:
-            return _read_version(db)
+            return _read_versions(db)
         except (OperationalError, InterfaceError):
             log.info("persistent database connection broken; reconnecting")
             db.close()
-    return _read_version(db)
+    return _read_versions(db)
 
 
-def observed_version() -> int | None:
-    """The version this process last read (no query); ``None`` before the first."""
-    return _cache.version
-
-
-def bump() -> None:
-    """Mark the registry changed, in the caller's transaction (and tell PostgreSQL listeners
-    when it commits: ``clients.changefeed``)."""
-    notify = changefeed.notify_sql(connection.vendor)
-    if notify is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(notify)
-    if RegistryState.objects.filter(pk=1).update(version=F("version") + 1):
-        return
-    try:
-        with transaction.atomic():
-            RegistryState.objects.create(pk=1, version=1)
-    except IntegrityError:  # created meanwhile by another writer
-        RegistryState.objects.filter(pk=1).update(version=F("version") + 1)
+def observed_key_version() -> int | None:
+    """The signing-key version this process last read (no query); ``None`` before the first."""
+    return _cache.keys_version
 
 
 def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
@@ -196,7 +183,7 @@ def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
     ):
         version = cache.version
     else:
-        version = current_version()
+        version, cache.keys_version = current_version()
         cache.read_at = now
     if version != cache.version or marker != cache.marker:
         with cache.lock:
@@ -286,7 +273,8 @@ def note_use(secret: SecretRecord, now: datetime) -> None:
 def flush_uses(**_: Any) -> None:
     """Write pending "last used" times (a ``request_finished`` handler).
 
-    A plain ``update()``: no signal, so no version bump and no cache is dropped.
+    Only ``last_used`` is written, a column the triggers leave out: no version moves
+    and no cache is dropped.
     The condition keeps several processes from writing the same minute twice.
     """
     cache = _cache
@@ -305,21 +293,6 @@ def flush_uses(**_: Any) -> None:
         log.warning("secret last-use times not recorded: %s", type(error).__name__)
 
 
-def _changed(sender: type, **kwargs: Any) -> None:
-    if not kwargs.get("raw"):  # loaddata writes rows as they were
-        bump()
-
-
-def _m2m_changed(sender: type, action: str, **kwargs: Any) -> None:
-    if action in ("post_add", "post_remove", "post_clear"):
-        bump()
-
-
-def connect_signals() -> None:
-    from tokens.models import SigningKey
-
-    for model in (Client, ClientSecret, Tenant, Role, SigningKey):
-        post_save.connect(_changed, sender=model, dispatch_uid=f"registry-save-{model.__name__}")
-        post_delete.connect(_changed, sender=model, dispatch_uid=f"registry-delete-{model.__name__}")
-    for through in (Client.tenants.through, Client.roles.through):
-        m2m_changed.connect(_m2m_changed, sender=through, dispatch_uid=f"registry-m2m-{through.__name__}")
+def install_triggers(*, using: str, **_: Any) -> None:
+    """``post_migrate``: make every write to the registry's tables move its version."""
+    versions.install(WATCHED, using=using)

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from clients import audit, registry
+from clients import audit
 from clients import secrets as client_secrets
 from clients.models import Client, ClientSecret, GrantType, Role, Tenant
 
@@ -53,7 +53,6 @@ def secret_add(
         ending = live.filter(Q(expires__isnull=True) | Q(expires__gt=others_expire))
         shortened = list(ending.values_list("prefix", flat=True))
         ending.update(expires=others_expire)
-        registry.bump()  # update() sends no signal
     issued = _new_secret(client, expires=expires)
     changes: dict[str, object] = {"prefix": issued.record.prefix, "expires": _iso(expires)}
     if others_expire is not None:
@@ -88,7 +87,6 @@ def secret_reset(*, client: Client) -> IssuedSecret:
     live = ClientSecret.objects.filter(client=client).live(now)
     revoked = list(live.values_list("prefix", flat=True))
     live.update(revoked=now)
-    registry.bump()  # update() sends no signal
     issued = _new_secret(client)
     changes = {"prefix": issued.record.prefix, "revoked": revoked}
     audit.record("secret.reset", target=client.client_id, changes=changes)
@@ -106,7 +104,6 @@ def secret_revoke(*, client: Client, prefix: str) -> ClientSecret:
         raise ClientSecret.DoesNotExist(f"no live secret with prefix {prefix!r}")
     # Two live secrets sharing a 12-character prefix are (vanishingly) possible: both go.
     live.update(revoked=now)
-    registry.bump()  # update() sends no signal
     record.refresh_from_db()
     audit.record("secret.revoked", target=client.client_id, changes={"prefix": prefix})
     return record

@@ -1,4 +1,4 @@
-"""Signing keys: generation, rotation and the per-process key ring (design §6).
+"""Signing keys: generation, rotation and the per-process key ring (RFC 7517, RFC 9068 §2.1).
 
 Keys live in the database so that every process and machine signs with the same
 one.  Each process parses them once and keeps them in memory; every
@@ -24,7 +24,7 @@ from django.db.models import Max
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from clients import audit, registry
+from clients import audit, registry, versions
 from clients.models import Client
 from tokens.models import SigningKey
 
@@ -155,7 +155,7 @@ class _KeyRingCache:
         self.ring: KeyRing | None = None
         self.fingerprint: tuple[Any, ...] = ()
         self.checked_at = 0.0
-        self.registry_version: int | None = None
+        self.key_version: int | None = None
         self.parsed: dict[str, LoadedKey] = {}
 
 
@@ -208,7 +208,7 @@ def _build(cache: _KeyRingCache, now: datetime) -> None:
 def keyring() -> KeyRing:
     """The signer and published keys, parsed once per process and refreshed every few seconds.
 
-    A rotation also changes the registry version (``clients.registry``), which the
+    A rotation also moves the signing-key version (``clients.versions``), which the
     token endpoint reads on every request: a process that has seen a newer version
     looks again at once, so a key rotated on any node signs everywhere on the next
     token.  Only the signer's private key is ever decrypted.  Creates the first key when
@@ -216,10 +216,10 @@ def keyring() -> KeyRing:
     already held keeps serving (and the next call tries again).
     """
     cache = _cache
-    seen = registry.observed_version()
+    seen = registry.observed_key_version()
     if (
         cache.ring is not None
-        and seen == cache.registry_version
+        and seen == cache.key_version
         and time.monotonic() - cache.checked_at < settings.SIGNING_KEY_REFRESH_SECONDS
     ):
         return cache.ring
@@ -232,6 +232,11 @@ def keyring() -> KeyRing:
             log.warning("signing keys not refreshed: database unavailable; serving the cached key set")
             return cache.ring
         cache.checked_at = time.monotonic()
-        cache.registry_version = seen
+        cache.key_version = seen
         assert cache.ring is not None
         return cache.ring
+
+
+def install_triggers(*, using: str, **_: Any) -> None:
+    """``post_migrate``: make every write to the signing keys move their version."""
+    versions.install(versions.watched_models((SigningKey,), column=versions.SIGNING_KEYS), using=using)
