@@ -89,3 +89,18 @@ def test_other_paths_keep_the_full_chain(application, db):
     assert status == 200
     assert headers["X-Frame-Options"] == "DENY"
     assert "csrftoken" in headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("path", ["/oauth/tokens", "/oauth/token//", "/v1/oauth/token", "oauth/token", "/oauth/jwks"])
+def test_near_misses_of_the_oauth_paths_keep_the_full_chain(application, db, path):
+    status, headers, _ = call(application, "POST", path, b"grant_type=client_credentials")
+    assert status == 404
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_lean_paths_are_the_urlconfs_oauth_routes():
+    from authserver import urls
+    from tokens import urls as oauth_urls
+
+    assert urls.lean_urlpatterns == oauth_urls.urlpatterns
+    assert {pattern.name for pattern in urls.lean_urlpatterns} == {"token", "introspect", "revoke"}

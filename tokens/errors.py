@@ -17,7 +17,6 @@ from oauthlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Error,
-    ServerError,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
@@ -25,9 +24,8 @@ from oauthlib.oauth2.rfc6749.errors import (
 
 __all__ = [
     "InvalidClientError", "InvalidRequestError", "InvalidScopeError", "InvalidTargetError",
-    "MethodNotAllowedError", "NotFoundError", "OAuth2Error", "ReadOnlyEndpointError", "RequestTooLargeError",
-    "ServerError", "TemporarilyUnavailableError", "TooManyAttemptsError", "UnauthorizedClientError",
-    "UnsupportedGrantTypeError",
+    "MethodNotAllowedError", "OAuth2Error", "ReadOnlyEndpointError", "RequestTooLargeError",
+    "TemporarilyUnavailableError", "TooManyAttemptsError", "UnauthorizedClientError", "UnsupportedGrantTypeError",
     "error_response", "json_response", "read_only",
 ]
 
@@ -67,11 +65,6 @@ class TooManyAttemptsError(TemporarilyUnavailableError):
     def __init__(self, *, retry_after: int) -> None:
         super().__init__()
         self.retry_after = retry_after
-
-
-class NotFoundError(InvalidRequestError):
-    status_code = 404
-    description = "No such endpoint."
 
 
 _DEFAULT_DESCRIPTIONS = {

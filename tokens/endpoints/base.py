@@ -1,20 +1,28 @@
 """What every OAuth endpoint shares: POST only, JSON always, RFC 6749 §5.2 errors.
 
-A plain Django view, not DRF's ``APIView``: these endpoints authenticate the client
-from the request itself and parse their own bodies (``tokens.form``), so DRF's
-request wrapping, negotiation and authentication would only add cost.
+A lean DRF ``APIView``.  The client authenticates itself in the request (RFC 6749
+§2.3), so there are no authentication, permission or throttle classes; with no
+authentication class there is no session, and so no CSRF check, whatever cookies
+come along.  The body is read from the underlying Django request by ``tokens.form``,
+which holds the exact content-type and charset rules (RFC 6749 §3.2), so there are no
+parsers.  Responses are JSON whatever ``Accept`` says (RFC 6749 §5.1): one renderer,
+picked by a negotiation that compares nothing.  Every error is rendered by
+``handle_exception``, as RFC 6749 §5.2 says.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.db import DataError, InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
-from django.utils.decorators import method_decorator
-from django.views import View
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpResponse
+from django.views.decorators.debug import sensitive_post_parameters
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from tokens.errors import (
     InvalidRequestError,
@@ -24,27 +32,70 @@ from tokens.errors import (
     error_response,
 )
 
+if TYPE_CHECKING:
+    from rest_framework.views import AsView, GenericView
+
 log = logging.getLogger("authserver.tokens")
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-class OAuthEndpoint(View):
-    """Base for OAuth endpoints: subclasses define ``post``; the client authenticates
-    itself in the request, so there is no session and no CSRF token."""
+class AlwaysJSON(BaseContentNegotiation):
+    """RFC 6749 §5.1: OAuth responses are ``application/json``, whatever was asked for."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method != "POST":
-            return error_response(MethodNotAllowedError())
-        try:
-            return self.post(request)
-        except OAuth2Error as error:
-            return error_response(error)
-        except DataError:
+    def select_parser(self, request: Request, parsers: Iterable[Any]) -> None:
+        return None
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class OAuthEndpoint(APIView):
+    """Base for OAuth endpoints: subclasses define ``post``, and add to ``secret_parameters``
+    any other form parameter that holds a secret."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = ()
+    parser_classes = ()
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = AlwaysJSON
+    versioning_class = None
+    # No OPTIONS metadata: DRF's ``options`` then answers 405 like any method but POST.
+    metadata_class = None
+
+    # Form parameters holding credentials (RFC 6749 §2.3.1, RFC 7521 §4.2): Django's
+    # error reports show them starred (``sensitive_post_parameters``).
+    secret_parameters: tuple[str, ...] = ("client_secret", "client_assertion")
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> AsView[GenericView]:
+        # Decorated once, here: ``method_decorator`` on ``dispatch`` would build the
+        # decorated method again on every request.  The decorator gets Django's request.
+        return sensitive_post_parameters(*cls.secret_parameters)(super().as_view(**initkwargs))
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # DRF's own would also version, authenticate, check permissions and throttle:
+        # with none of those classes, walking them finds nothing, at a cost per request.
+        self.format_kwarg = None
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        # Not DRF's ``Allow`` on every response: only a 405 says what is allowed.
+        return {}
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
+        raise MethodNotAllowedError()
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
+        if isinstance(exc, OAuth2Error):
+            return error_response(exc)
+        if isinstance(exc, DataError):
             # A value the database refuses (e.g. NUL) is a malformed request, not our failure.
             return error_response(InvalidRequestError(description="The request contains an invalid value."))
-        except (OperationalError, InterfaceError) as error:
-            log.error("database unavailable: %s", type(error).__name__)
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            log.error("database unavailable: %s", type(exc).__name__)
             return error_response(TemporarilyUnavailableError(status_code=503))
-
-    def post(self, request: HttpRequest) -> HttpResponse:
-        raise NotImplementedError
+        return super().handle_exception(exc)

@@ -8,8 +8,9 @@ nothing beyond the token's own claims, and every failure is the same
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.utils import timezone
+from rest_framework.request import Request
 
 from tokens.client_auth import authenticate_form_request
 from tokens.endpoints.base import OAuthEndpoint
@@ -23,8 +24,10 @@ _MEMBERS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "ten
 
 
 class IntrospectionView(OAuthEndpoint):
-    def post(self, request: HttpRequest) -> HttpResponse:
-        form = read_form_request(request)
+    secret_parameters = (*OAuthEndpoint.secret_parameters, "token")
+
+    def post(self, request: Request) -> HttpResponse:
+        form = read_form_request(request._request)
         authenticate_form_request(form, now=timezone.now())
         token = single(form.params, "token")
         if token is None:

@@ -9,8 +9,9 @@ active.
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.utils import timezone
+from rest_framework.request import Request
 
 from tokens.client_auth import authenticate_form_request
 from tokens.endpoints.base import OAuthEndpoint
@@ -20,8 +21,10 @@ from tokens.revocation import NotYourToken, revoke_token
 
 
 class RevocationView(OAuthEndpoint):
-    def post(self, request: HttpRequest) -> HttpResponse:
-        form = read_form_request(request)
+    secret_parameters = (*OAuthEndpoint.secret_parameters, "token")
+
+    def post(self, request: Request) -> HttpResponse:
+        form = read_form_request(request._request)
         client = authenticate_form_request(form, now=timezone.now())
         token = single(form.params, "token")
         if token is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
+from rest_framework.request import Request
 
 from tokens.endpoints.base import OAuthEndpoint
 from tokens.errors import json_response
@@ -12,8 +13,8 @@ from tokens.issuing import TOKEN_TYPE
 
 
 class TokenView(OAuthEndpoint):
-    def post(self, request: HttpRequest) -> HttpResponse:
-        issued = issue(read_form_request(request))
+    def post(self, request: Request) -> HttpResponse:
+        issued = issue(read_form_request(request._request))
         body: dict[str, object] = {
             "access_token": issued.access_token,
             "token_type": TOKEN_TYPE,
