@@ -36,8 +36,16 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from clients import services
-from clients.forms import ClientForm, ConfirmForm, RoleForm, SecretAddForm, SecretRevokeForm, TenantForm
+from clients import metadata, services
+from clients.forms import (
+    ClientForm,
+    ConfirmForm,
+    RoleForm,
+    SecretAddForm,
+    SecretRevokeForm,
+    TenantForm,
+    setting_formfield,
+)
 from clients.models import AuditEvent, Client, ClientSecret, Role, Tenant
 
 for model in (
@@ -135,13 +143,14 @@ class ClientAdmin(admin.ModelAdmin):
         )
 
     def get_fieldsets(self, request: HttpRequest, obj: Client | None = None) -> Any:
+        def section(name: metadata.Section) -> tuple[str, ...]:
+            return tuple(setting.name for setting in metadata.SETTINGS if setting.section is name)
+
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
-            (None, {"fields": ("client_id", "name", "enabled", "user")}),
-            ("Tokens", {"fields": (
-                "grant_types", "allowed_scopes", "default_scopes", "audiences", "access_token_ttl",
-            )}),
+            (None, {"fields": ("client_id", *section(metadata.Section.CLIENT), "user")}),
+            (metadata.Section.TOKENS.value, {"fields": section(metadata.Section.TOKENS)}),
             ("Tenants and roles", {"fields": ("tenants", "roles")}),
-            ("Authentication", {"fields": ("token_endpoint_auth_method", "allowed_ips")}),
+            (metadata.Section.AUTHENTICATION.value, {"fields": section(metadata.Section.AUTHENTICATION)}),
         ]
         if obj is not None:
             fieldsets.append(("History", {"fields": ("created", "updated")}))
@@ -153,6 +162,9 @@ class ClientAdmin(admin.ModelAdmin):
 
     def get_inlines(self, request: HttpRequest, obj: Client | None) -> Any:
         return self.inlines if obj is not None else ()
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return setting_formfield(db_field) or super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_manytomany(
         self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
@@ -197,15 +209,9 @@ class ClientAdmin(admin.ModelAdmin):
             services.client_update(client=obj, fields=fields, tenants=tenants, roles=roles)
             return
         client, issued = services.client_create(
-            name=data["name"], client_id=data["client_id"], enabled=data["enabled"], owner=data["user"],
-            allowed_scopes=data["allowed_scopes"], default_scopes=data["default_scopes"],
-            audiences=data["audiences"], allowed_ips=data["allowed_ips"],
-            access_token_ttl=data["access_token_ttl"],
-            token_endpoint_auth_method=data["token_endpoint_auth_method"],
-            tenants=tenants, roles=roles,
+            client_id=data["client_id"], owner=data["user"], tenants=tenants, roles=roles,
+            **{name: data[name] for name in services.UPDATABLE_FIELDS if name in data},
         )
-        if data["grant_types"] != client.grant_types:
-            services.client_update(client=client, fields={"grant_types": data["grant_types"]})
         # The admin goes on with `obj` (history entry, response): make it the saved row.
         for field in Client._meta.concrete_fields:
             setattr(obj, field.attname, getattr(client, field.attname))
@@ -413,8 +419,37 @@ class ClientAdmin(admin.ModelAdmin):
         return response
 
 
+class ServiceWrites(admin.ModelAdmin):
+    """Saves and deletes through ``clients.services`` (so they leave audit events, as the
+    API's do) instead of the admin's own ``save()`` and ``delete()``."""
+
+    def create(self, form: Any) -> Any:
+        raise NotImplementedError
+
+    def update(self, obj: Any, fields: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def delete(self, obj: Any) -> None:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            if form.changed_data:
+                self.update(obj, {name: form.cleaned_data[name] for name in form.changed_data})
+            return
+        saved = self.create(form)
+        obj.pk, obj._state.adding, obj._state.db = saved.pk, False, saved._state.db
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.delete(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete(obj)
+
+
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ServiceWrites):
     form = TenantForm
     fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -428,6 +463,15 @@ class TenantAdmin(admin.ModelAdmin):
             client_total=Count("clients", distinct=True), role_total=Count("roles", distinct=True)
         )
 
+    def create(self, form: Any) -> Tenant:
+        return services.tenant_create(slug=form.cleaned_data["slug"], name=form.cleaned_data["name"])
+
+    def update(self, obj: Tenant, fields: dict[str, Any]) -> Tenant:
+        return services.tenant_update(tenant=obj, fields=fields)
+
+    def delete(self, obj: Tenant) -> None:
+        services.tenant_delete(tenant=obj)
+
     @admin.display(description="clients", ordering="client_total")
     def client_count(self, tenant: Tenant) -> int:
         return getattr(tenant, "client_total", 0)
@@ -438,7 +482,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(ServiceWrites):
     form = RoleForm
     fields = ("name", "tenant")
     list_display = ("name", "tenant", "claim", "client_count", "created")
@@ -449,6 +493,15 @@ class RoleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Role]:
         return super().get_queryset(request).annotate(client_total=Count("clients", distinct=True))
+
+    def create(self, form: Any) -> Role:
+        return services.role_create(name=form.cleaned_data["name"], tenant=form.cleaned_data["tenant"])
+
+    def update(self, obj: Role, fields: dict[str, Any]) -> Role:
+        return services.role_update(role=obj, fields=fields)
+
+    def delete(self, obj: Role) -> None:
+        services.role_delete(role=obj)
 
     @admin.display(description="in tokens as")
     def claim(self, role: Role) -> str:

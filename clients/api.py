@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -155,18 +155,11 @@ def get_client(client_id: str, *, detail: bool = False) -> Client:
         raise NotFound(f"No client {client_id!r}.") from None
 
 
-@transaction.atomic
 def create_client(data: ClientInputSerializer) -> tuple[Client, services.IssuedSecret]:
-    """``services.client_create``, then any grant types other than its default."""
-    fields = data.model_fields()
-    grant_types = fields.pop("grant_types", None)
-    client, issued = services.client_create(
-        name=fields.pop("name", ""), client_id=data.validated_data.get("client_id"),
-        tenants=data.validated_data.get("tenants", ()), roles=data.validated_data.get("roles", ()), **fields,
+    return services.client_create(
+        client_id=data.validated_data.get("client_id"), tenants=data.validated_data.get("tenants", ()),
+        roles=data.validated_data.get("roles", ()), **data.model_fields(),
     )
-    if grant_types is not None and grant_types != client.grant_types:
-        services.client_update(client=client, fields={"grant_types": grant_types})
-    return client, issued
 
 
 CLIENT_ID = OpenApiParameter(

@@ -17,7 +17,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from authserver.durations import parse_duration
-from clients.models import SCOPE_TOKEN_PATTERN, Client, ClientSecret, GrantType, Role, Tenant, validate_client_id
+from clients import metadata
+from clients.models import SCOPE_TOKEN_PATTERN, Client, ClientSecret, Role, Tenant, validate_client_id
 from clients.secrets import generate_client_id
 
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
@@ -118,6 +119,34 @@ class DurationTextField(forms.CharField):
             return True
 
 
+def setting_formfield(db_field: Any) -> forms.Field | None:
+    """The form field of a client setting (``clients.metadata``); ``None`` for other fields."""
+    setting = metadata.BY_NAME.get(db_field.name)
+    if setting is None:
+        return None
+    options: dict[str, Any] = {"label": setting.label, "help_text": setting.help}
+    kind = setting.kind
+    if kind is metadata.Kind.SCOPES:
+        return ScopeListField(**options)
+    if kind is metadata.Kind.LIST:
+        return TextListField(joiner="\n", **options)
+    if kind is metadata.Kind.CIDRS:
+        return CidrListField(**options)
+    if kind is metadata.Kind.DURATION:
+        return DurationTextField(placeholder="server default", **options)
+    if kind is metadata.Kind.CHOICES:
+        return forms.MultipleChoiceField(
+            choices=setting.choices, required=False, initial=setting.create_default,
+            widget=forms.CheckboxSelectMultiple, **options,
+        )
+    field: forms.Field | None = db_field.formfield(**options)  # TEXT, BOOLEAN, CHOICE: the model's own
+    return field
+
+
+def _formfield(db_field: Any, **kwargs: Any) -> forms.Field | None:
+    return setting_formfield(db_field) or db_field.formfield(**kwargs)
+
+
 class ClientForm(forms.ModelForm):
     """The client page.  ``ClientAdmin`` writes the result with ``client_create``/``client_update``."""
 
@@ -128,70 +157,14 @@ class ClientForm(forms.ModelForm):
             "one such as billing-backend: printable ASCII without spaces. It cannot be changed later."
         ),
     )
-    grant_types = forms.MultipleChoiceField(
-        label="Allowed grants", choices=GrantType.choices, required=False,
-        initial=[GrantType.CLIENT_CREDENTIALS], widget=forms.CheckboxSelectMultiple,
-        help_text="Untick to stop this client getting tokens without disabling it entirely.",
-    )
-    allowed_scopes = ScopeListField(
-        label="Allowed scopes",
-        help_text=(
-            "The scopes this client may ask for, separated by spaces or new lines, e.g. "
-            "<code>orders:read orders:write</code>. A request for any other scope is refused."
-        ),
-    )
-    default_scopes = ScopeListField(
-        label="Default scopes",
-        help_text=(
-            "Granted when a token request names no scope. Each must be an allowed scope. "
-            "Empty: all allowed scopes."
-        ),
-    )
-    audiences = TextListField(
-        label="Audiences", joiner="\n",
-        help_text=(
-            "The APIs (RFC 8707 resource URIs) this client's tokens may be meant for, one per line, e.g. "
-            "<code>https://api.example.com/</code>. The first is used when a request names none. "
-            "Empty: the server's default audience."
-        ),
-    )
-    allowed_ips = CidrListField(
-        label="Allowed IP ranges",
-        help_text=(
-            "Addresses this client may request tokens from, one per line: a single address "
-            "(<code>192.0.2.7</code>) or a CIDR range (<code>10.0.0.0/8</code>, <code>2001:db8::/32</code>). "
-            "Empty: any address."
-        ),
-    )
-    access_token_ttl = DurationTextField(
-        label="Token lifetime", placeholder="server default",
-        help_text=(
-            "How long this client's access tokens stay valid: seconds (<code>300</code>) or "
-            "<code>90s</code>, <code>10m</code>, <code>1h</code>, <code>1d</code>. Empty: the server default."
-        ),
-    )
 
     class Meta:
         model = Client
-        fields = (
-            "client_id", "name", "enabled", "user", "grant_types", "allowed_scopes", "default_scopes",
-            "audiences", "tenants", "roles", "token_endpoint_auth_method", "allowed_ips", "access_token_ttl",
-        )
-        labels = {
-            "name": "Name",
-            "enabled": "Enabled",
-            "user": "Owner",
-            "token_endpoint_auth_method": "How it sends its secret",
-        }
+        fields = ("client_id", "user", "tenants", "roles", *metadata.BY_NAME)
+        formfield_callback = _formfield
+        labels = {"user": "Owner"}
         help_texts = {
-            "name": "A human-readable name, e.g. the service and team that use this client.",
-            "enabled": "Untick to refuse this client new tokens at once. Tokens already issued stay valid "
-                       "until they expire.",
             "user": "The person responsible for this client (optional).",
-            "token_endpoint_auth_method": (
-                "HTTP Basic (an <code>Authorization</code> header), the form body "
-                "(<code>client_id</code> and <code>client_secret</code> fields), or either."
-            ),
             "tenants": "Tenants this client acts for: they appear in its tokens' <code>tenants</code> claim, "
                        "and it may ask for the scope <code>tenant:&lt;slug&gt;</code> of each.",
             "roles": "Roles granted to this client: they appear in its tokens' <code>roles</code> claim.",

@@ -24,15 +24,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 from django.db.models import Q
 
-from clients import changefeed, versions
+from clients import changefeed, metadata, versions
 from clients.models import Client, ClientSecret, RegistryState, Role, Tenant
 
 log = logging.getLogger("authserver.registry")
@@ -65,21 +66,26 @@ class SecretRecord:
 
 @dataclass(frozen=True, slots=True)
 class ClientRecord:
-    """A client as the token, introspection and revocation endpoints see it."""
+    """A client as the token, introspection and revocation endpoints see it.
+
+    Its settings are those ``clients.metadata`` marks for the token path, read as
+    attributes (``record.allowed_scopes``); lists are frozen to tuples.
+    """
 
     pk: int
     client_id: str
-    enabled: bool
-    grant_types: tuple[str, ...]
-    allowed_scopes: tuple[str, ...]
-    default_scopes: tuple[str, ...]
-    token_endpoint_auth_method: str
-    access_token_ttl: int | None
-    audiences: tuple[str, ...]
-    allowed_ips: tuple[str, ...]
+    settings: Mapping[str, Any]
     tenants: tuple[str, ...]
     # (tenant slug or None for a global role, value in the `roles` claim)
     roles: tuple[tuple[str | None, str], ...]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "settings":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        try:
+            return self.settings[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def allows_grant(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
@@ -209,17 +215,14 @@ def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
     return found
 
 
-_CLIENT_FIELDS = (
-    "client_id", "enabled", "grant_types", "allowed_scopes", "default_scopes", "token_endpoint_auth_method",
-    "access_token_ttl", "audiences", "allowed_ips",
-)
+_CLIENT_FIELDS = tuple(setting.name for setting in metadata.token_path_settings())
 
 
 def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
     rows = list(
         ClientSecret.objects.filter(client__client_id=client_id, prefix=prefix)
         .order_by()
-        .values("pk", "hash", "hash_key_id", "expires", "revoked", "last_used", "client_id",
+        .values("pk", "hash", "hash_key_id", "expires", "revoked", "last_used", "client_id", "client__client_id",
                 *(f"client__{name}" for name in _CLIENT_FIELDS))
     )
     if not rows:
@@ -236,14 +239,9 @@ def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
     client = ClientRecord(
         pk=client_pk,
         client_id=first["client__client_id"],
-        enabled=first["client__enabled"],
-        grant_types=tuple(first["client__grant_types"]),
-        allowed_scopes=tuple(first["client__allowed_scopes"]),
-        default_scopes=tuple(first["client__default_scopes"]),
-        token_endpoint_auth_method=first["client__token_endpoint_auth_method"],
-        access_token_ttl=first["client__access_token_ttl"],
-        audiences=tuple(first["client__audiences"]),
-        allowed_ips=tuple(first["client__allowed_ips"]),
+        settings=MappingProxyType(
+            {name: _frozen(first[f"client__{name}"]) for name in _CLIENT_FIELDS}
+        ),
         tenants=tenants,
         roles=roles,
     )
@@ -257,6 +255,10 @@ def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
         )
         for row in rows
     )
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def note_use(secret: SecretRecord, now: datetime) -> None:

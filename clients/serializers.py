@@ -19,37 +19,12 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from authserver.durations import parse_duration
-from clients.models import (
-    SCOPE_TOKEN_PATTERN,
-    Client,
-    GrantType,
-    Tenant,
-    TokenEndpointAuthMethod,
-    validate_audience_list,
-    validate_cidr_list,
-    validate_client_id,
-)
+from clients import metadata
+from clients.models import SCOPE_TOKEN_PATTERN, Client, Tenant, validate_client_id
 from clients.services import IssuedSecret
 
 # Model field -> API field, for errors raised by the services (which speak model names).
-API_NAMES: dict[str, str] = {
-    "name": "client_name",
-    "allowed_scopes": "scope",
-    "default_scopes": "default_scope",
-    NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY,
-}
-# API field -> model field, for the writable client fields.
-MODEL_NAMES = {
-    "client_name": "name",
-    "enabled": "enabled",
-    "grant_types": "grant_types",
-    "scope": "allowed_scopes",
-    "default_scope": "default_scopes",
-    "token_endpoint_auth_method": "token_endpoint_auth_method",
-    "access_token_ttl": "access_token_ttl",
-    "audiences": "audiences",
-    "allowed_ips": "allowed_ips",
-}
+API_NAMES: dict[str, str] = {**metadata.API_NAMES, NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY}
 SAME_NAMES: dict[str, str] = {NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY}
 MAX_TTL_SECONDS = 2**31 - 1  # the column is a PositiveIntegerField
 
@@ -126,24 +101,19 @@ class TokenLifetimeField(serializers.Field):
         return value
 
 
-@extend_schema_field(
-    {
-        "type": "string",
-        "enum": ["client_secret_basic", "client_secret_post", ""],
-        "nullable": True,
-        "description": "RFC 7591 token_endpoint_auth_method: HTTP Basic or form body; null (or \"\" on input): "
-        "either. Returned as null when unset.",
-    }
-)
-class AuthMethodField(serializers.ChoiceField):
-    """RFC 7591 ``token_endpoint_auth_method``; null (or "") lets the client use either method."""
+class OptionalChoiceField(serializers.ChoiceField):
+    """One of a model field's choices, or unset: "" in the model, null (or "" on input) here."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        methods = [m for m in TokenEndpointAuthMethod.values if m]
-        super().__init__(choices=methods, allow_null=True, allow_blank=True, **kwargs)
+    def __init__(self, *, choices: Any, **kwargs: Any) -> None:
+        super().__init__(choices=[value for value, _ in choices if value], allow_null=True, allow_blank=True, **kwargs)
 
     def to_representation(self, value: Any) -> str | None:  # type: ignore[override]  # null for unset
         return value or None
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            return True, ""
+        return super().validate_empty_values(data)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -233,25 +203,53 @@ class EmptySerializer(StrictSerializer):
 # --- clients -----------------------------------------------------------------------------
 
 
+def _setting_field(setting: metadata.Setting, *, writable: bool) -> serializers.Field:
+    """The API field of a client setting (``clients.metadata``): read by the input
+    serializers when ``writable``, rendered by the output ones otherwise."""
+    model_field = Client._meta.get_field(setting.name)
+    help_text = setting.api_help or str(model_field.help_text)
+    options: dict[str, Any] = {"help_text": help_text} if help_text else {}
+    if writable:
+        options["required"] = False
+    elif setting.api_name != setting.name:
+        options["source"] = setting.name
+    kind = setting.kind
+    if kind is metadata.Kind.TEXT:
+        return serializers.CharField(max_length=model_field.max_length, allow_blank=writable, **options)
+    if kind is metadata.Kind.BOOLEAN:
+        return serializers.BooleanField(**options)
+    if kind is metadata.Kind.SCOPES:
+        return ScopeField(**options)
+    if kind in (metadata.Kind.LIST, metadata.Kind.CIDRS):
+        validators = list(model_field.validators) if writable else []
+        return serializers.ListField(child=serializers.CharField(), validators=validators, **options)
+    if kind is metadata.Kind.CHOICES:
+        return serializers.ListField(child=serializers.ChoiceField(choices=setting.choices), **options)
+    if kind is metadata.Kind.DURATION:
+        if writable:
+            return TokenLifetimeField(allow_null=True, **options)
+        return serializers.IntegerField(allow_null=True, **options)
+    if kind is metadata.Kind.CHOICE:
+        return OptionalChoiceField(choices=model_field.choices, **options)
+    raise AssertionError(f"no API field for {kind}")
+
+
+def _setting_fields(*, writable: bool) -> dict[str, serializers.Field]:
+    return {setting.api_name: _setting_field(setting, writable=writable) for setting in metadata.SETTINGS}
+
+
 class ClientSerializer(serializers.Serializer):
-    """A client as listed (design §3; RFC 7591 §2 names)."""
+    """A client as listed (RFC 7591 §2 names): ``client_id``, every setting, tenants, roles."""
 
     client_id = serializers.CharField()
-    client_name = serializers.CharField(source="name")
-    enabled = serializers.BooleanField()
-    grant_types = serializers.ListField(child=serializers.ChoiceField(choices=GrantType.choices))
-    scope = ScopeField(source="allowed_scopes", help_text="The scopes the client may ask for.")
-    default_scope = ScopeField(
-        source="default_scopes", help_text="Granted when a request names none; empty: all of scope."
-    )
-    token_endpoint_auth_method = AuthMethodField()
-    access_token_ttl = serializers.IntegerField(allow_null=True, help_text="Seconds; null: the server default.")
-    audiences = serializers.ListField(child=serializers.CharField())
-    allowed_ips = serializers.ListField(child=serializers.CharField())
     tenants = serializers.SerializerMethodField()
     roles = serializers.SerializerMethodField()
     created = serializers.DateTimeField()
     updated = serializers.DateTimeField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        declared = super().get_fields()
+        return {"client_id": declared.pop("client_id"), **_setting_fields(writable=False), **declared}
 
     def get_tenants(self, client: Client) -> list[str]:
         """Tenant slugs, sorted."""
@@ -292,24 +290,6 @@ class ClientInputSerializer(StrictSerializer):
         required=False, max_length=255, trim_whitespace=False, validators=[validate_client_id],
         help_text="Printable ASCII without spaces; generated when absent.",
     )
-    client_name = serializers.CharField(required=False, allow_blank=True, max_length=255)
-    enabled = serializers.BooleanField(required=False, help_text="A disabled client gets no tokens.")
-    grant_types = serializers.ListField(
-        child=serializers.ChoiceField(choices=GrantType.choices), required=False,
-        help_text='Only "client_credentials" is served; a new client has it.',
-    )
-    scope = ScopeField(required=False, help_text="The scopes the client may ask for.")
-    default_scope = ScopeField(required=False, help_text="Granted when a request names none; empty: all of scope.")
-    token_endpoint_auth_method = AuthMethodField(required=False)
-    access_token_ttl = TokenLifetimeField(required=False, allow_null=True)
-    audiences = serializers.ListField(
-        child=serializers.CharField(), required=False, validators=[validate_audience_list],
-        help_text="Allowed RFC 8707 resources; the first is the default audience.",
-    )
-    allowed_ips = serializers.ListField(
-        child=serializers.CharField(), required=False, validators=[validate_cidr_list],
-        help_text="CIDRs the client may call from; empty: any address.",
-    )
     tenants = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="Tenant slugs; missing tenants are created."
     )
@@ -318,12 +298,15 @@ class ClientInputSerializer(StrictSerializer):
         help_text='"name" (global) or "tenant/name"; missing roles are created.',
     )
 
-    def validate_token_endpoint_auth_method(self, value: str | None) -> str:
-        return value or ""
+    def get_fields(self) -> dict[str, serializers.Field]:
+        declared = super().get_fields()
+        return {"client_id": declared.pop("client_id"), **_setting_fields(writable=True), **declared}
 
     def model_fields(self) -> dict[str, Any]:
-        """The validated client fields under their model names (no id, tenants or roles)."""
-        return {MODEL_NAMES[k]: v for k, v in self.validated_data.items() if k in MODEL_NAMES}
+        """The validated client settings under their model names (no id, tenants or roles)."""
+        return {
+            metadata.BY_API_NAME[k].name: v for k, v in self.validated_data.items() if k in metadata.BY_API_NAME
+        }
 
 
 class ClientUpdateSerializer(ClientInputSerializer):

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -17,9 +18,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from clients import audit
+from clients import audit, metadata
 from clients import secrets as client_secrets
-from clients.models import Client, ClientSecret, GrantType, Role, Tenant
+from clients.models import Client, ClientSecret, Role, Tenant
 
 log = logging.getLogger("authserver.registry")
 
@@ -150,35 +151,21 @@ def resolve_roles(names: Sequence[str]) -> list[Role]:
 @transaction.atomic
 def client_create(
     *,
-    name: str,
     client_id: str | None = None,
-    allowed_scopes: Sequence[str] = (),
-    default_scopes: Sequence[str] = (),
     tenants: Sequence[str] = (),
     roles: Sequence[str] = (),
-    token_endpoint_auth_method: str = "",
-    access_token_ttl: int | None = None,
-    audiences: Sequence[str] = (),
-    allowed_ips: Sequence[str] = (),
-    enabled: bool = True,
     owner: AbstractBaseUser | None = None,
+    **values: Any,
 ) -> tuple[Client, IssuedSecret]:
-    """Create an enabled confidential client allowed the client credentials grant.
+    """Create a confidential client; ``values`` are client settings by model name
+    (``clients.metadata``: ``name``, ``allowed_scopes``, ...), each missing one taking
+    its create default (enabled, allowed the client credentials grant).
 
     Raises ``ValidationError`` (and creates nothing) on any invalid field.
     """
-    client = Client(
-        name=name,
-        grant_types=[GrantType.CLIENT_CREDENTIALS],
-        allowed_scopes=_unique(allowed_scopes),
-        default_scopes=_unique(default_scopes),
-        token_endpoint_auth_method=token_endpoint_auth_method,
-        access_token_ttl=access_token_ttl,
-        audiences=_unique(audiences),
-        allowed_ips=_unique(allowed_ips),
-        enabled=enabled,
-        user=owner,
-    )
+    client = Client(user=owner)
+    for name, value in metadata.create_values(values).items():
+        setattr(client, name, _unique(value) if isinstance(value, list | tuple) else value)
     if client_id is not None:
         client.client_id = client_id
     client.full_clean()
@@ -192,13 +179,8 @@ def client_create(
     return client, issued
 
 
-# Fields an update may set, with RFC 7591 names mapped to ours by the API layer.
-UPDATABLE_FIELDS = frozenset(
-    {
-        "name", "enabled", "grant_types", "allowed_scopes", "default_scopes", "token_endpoint_auth_method",
-        "access_token_ttl", "audiences", "allowed_ips",
-    }
-)
+# Fields an update may set: every client setting, by model name.
+UPDATABLE_FIELDS = frozenset(metadata.BY_NAME)
 
 
 @transaction.atomic
@@ -222,7 +204,7 @@ def client_update(
     client.refresh_from_db()
     before = _snapshot(client)
     for name, value in fields.items():
-        setattr(client, name, _unique(value) if isinstance(value, list) else value)
+        setattr(client, name, _unique(value) if isinstance(value, list | tuple) else value)
     client.full_clean()
     client_validate_scopes(client)
     client.save()
@@ -261,7 +243,7 @@ def client_validate_scopes(client: Client) -> None:
         )
 
 
-def _unique(values: Sequence[str]) -> list[str]:
+def _unique(values: Sequence[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 

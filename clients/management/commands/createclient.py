@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -9,14 +10,45 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from authserver.durations import parse_duration
+from clients import metadata
 from clients.audit import acting_as
-from clients.models import TokenEndpointAuthMethod
+from clients.models import Client
 from clients.services import client_create
 
 
 def _split(values: list[str] | None) -> list[str]:
     """Repeatable options also accept space-separated values: --scope "a b"."""
     return [item for value in values or [] for item in value.split()]
+
+
+def _dest(setting: metadata.Setting) -> str:
+    assert setting.cli is not None
+    return setting.cli.removeprefix("--").replace("-", "_")
+
+
+def _add_setting(parser: CommandParser, setting: metadata.Setting) -> None:
+    """One flag per client setting that has one (``clients.metadata``)."""
+    assert setting.cli is not None
+    if setting.is_list:
+        parser.add_argument(setting.cli, action="append", help=setting.cli_help)
+    elif setting.kind is metadata.Kind.BOOLEAN:
+        parser.add_argument(setting.cli, action=argparse.BooleanOptionalAction, help=setting.cli_help)
+    elif setting.kind is metadata.Kind.CHOICE:
+        choices = [value for value, _ in Client._meta.get_field(setting.name).choices or () if value]
+        parser.add_argument(setting.cli, choices=choices, help=setting.cli_help)
+    else:
+        parser.add_argument(setting.cli, help=setting.cli_help)
+
+
+def _value(setting: metadata.Setting, raw: Any) -> Any:
+    if setting.is_list:
+        return _split(raw)
+    if setting.kind is metadata.Kind.DURATION:
+        try:
+            return parse_duration(raw)
+        except ValueError as error:
+            raise CommandError(f"{setting.cli}: {error}") from None
+    return raw
 
 
 class Command(BaseCommand):
@@ -28,25 +60,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="A human-readable name.")
         parser.add_argument("--client-id", help="Choose the client ID (default: random).")
-        parser.add_argument("--scope", action="append", help="An allowed scope (repeatable).")
-        parser.add_argument(
-            "--default-scope", action="append",
-            help="A scope granted when a request names none (repeatable; default: all allowed).",
-        )
+        for setting in metadata.SETTINGS:
+            if setting.cli is not None:
+                _add_setting(parser, setting)
         parser.add_argument("--tenant", action="append", help="A tenant slug (repeatable; created if missing).")
         parser.add_argument(
             "--role", action="append",
             help="A role: NAME (global) or TENANT/NAME (repeatable; created if missing).",
         )
-        parser.add_argument(
-            "--auth-method",
-            choices=[m.value for m in TokenEndpointAuthMethod if m.value],
-            default="",
-            help="Restrict client authentication to one method (default: either).",
-        )
-        parser.add_argument("--ttl", help="Access token lifetime: 300, 90s, 10m, 1h (default: server's).")
-        parser.add_argument("--audience", action="append", help="An allowed audience / RFC 8707 resource (repeatable).")
-        parser.add_argument("--allow-ip", action="append", help="An allowed source CIDR (repeatable; default: any).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,22 +75,18 @@ class Command(BaseCommand):
             self._handle(options)
 
     def _handle(self, options: dict[str, Any]) -> None:
-        try:
-            ttl = parse_duration(options["ttl"]) if options["ttl"] is not None else None
-        except ValueError as error:
-            raise CommandError(f"--ttl: {error}") from None
+        values = {
+            setting.name: _value(setting, options[_dest(setting)])
+            for setting in metadata.SETTINGS
+            if setting.cli is not None and options[_dest(setting)] is not None
+        }
         try:
             client, issued = client_create(
                 name=options["name"],
                 client_id=options["client_id"],
-                allowed_scopes=_split(options["scope"]),
-                default_scopes=_split(options["default_scope"]),
                 tenants=_split(options["tenant"]),
                 roles=_split(options["role"]),
-                token_endpoint_auth_method=options["auth_method"],
-                access_token_ttl=ttl,
-                audiences=_split(options["audience"]),
-                allowed_ips=_split(options["allow_ip"]),
+                **values,
             )
         except ValidationError as error:
             raise CommandError(_describe(error)) from None
@@ -82,8 +99,8 @@ class Command(BaseCommand):
 
 
 _OPTION_NAMES = {
-    "client_id": "--client-id", "allowed_scopes": "--scope", "default_scopes": "--default-scope",
-    "allowed_ips": "--allow-ip", "audiences": "--audience", "roles": "--role", "tenants": "--tenant", "name": "NAME",
+    "client_id": "--client-id", "roles": "--role", "tenants": "--tenant", "name": "NAME",
+    **{setting.name: setting.cli for setting in metadata.SETTINGS if setting.cli is not None},
 }
 
 

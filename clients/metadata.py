@@ -1,0 +1,146 @@
+"""Client metadata: each setting of a client declared once.
+
+RFC 7591 §2 calls a client's registered properties its metadata.  Each one is
+declared here with everything the rest of the server needs to know about it: the
+model field, the management API's name (RFC 7591's where it has one), how it is
+typed (``Kind``), its admin label, help and section, its ``createclient`` flag, and
+whether the token path reads it.  The services, the API serializers, the admin form,
+``createclient``, the audit trail and the registry snapshot are all derived from
+``SETTINGS``, as DRF's ``ModelSerializer`` derives from a model; so a new setting is
+its model field, its migration and one entry below.
+
+Validation lives on the model fields (``full_clean``); each face adds only the
+parsing its input needs (a scope string, a duration, a line per item).  Tenants and
+roles are relations with services of their own, so they are not settings here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from clients.models import GrantType
+
+
+class Kind(enum.Enum):
+    """How a setting is typed, read and shown; each face maps every kind to its field."""
+
+    TEXT = "text"  # one line of text
+    BOOLEAN = "boolean"
+    SCOPES = "scopes"  # a list of RFC 6749 §3.3 scope-tokens; space-delimited in the API
+    LIST = "list"  # a list of strings (audiences), one per line in the admin
+    CIDRS = "cidrs"  # a list of IP networks
+    DURATION = "duration"  # seconds, or null for the server default; typed as 90s, 10m, 1h, 1d
+    CHOICE = "choice"  # one of the model field's choices; "" (unset) shown as null in the API
+    CHOICES = "choices"  # several of ``choices``
+
+
+class Section(enum.Enum):
+    """Where the admin's client page shows a setting."""
+
+    CLIENT = None
+    TOKENS = "Tokens"
+    AUTHENTICATION = "Authentication"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # the model field
+    api_name: str
+    kind: Kind
+    label: str  # admin
+    help: str  # admin (HTML allowed)
+    api_help: str = ""  # the OpenAPI description; empty: the model field's help text
+    section: Section = Section.TOKENS
+    cli: str | None = None  # createclient's flag; repeatable for a list
+    cli_help: str = ""
+    token_path: bool = True  # held in the registry snapshot the token endpoint reads
+    choices: tuple[tuple[str, str], ...] = ()  # for CHOICES (CHOICE takes the model field's)
+    create_default: Any = None  # the value a new client gets when none is given; None: the model default
+
+    @property
+    def is_list(self) -> bool:
+        return self.kind in (Kind.SCOPES, Kind.LIST, Kind.CIDRS, Kind.CHOICES)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "name", "client_name", Kind.TEXT, label="Name", section=Section.CLIENT, token_path=False,
+        help="A human-readable name, e.g. the service and team that use this client.",
+        api_help="A human-readable name.",
+    ),
+    Setting(
+        "enabled", "enabled", Kind.BOOLEAN, label="Enabled", section=Section.CLIENT,
+        help="Untick to refuse this client new tokens at once. Tokens already issued stay valid until they expire.",
+        api_help="A disabled client gets no tokens.",
+    ),
+    Setting(
+        "grant_types", "grant_types", Kind.CHOICES, label="Allowed grants", choices=tuple(GrantType.choices),
+        create_default=[GrantType.CLIENT_CREDENTIALS],
+        help="Untick to stop this client getting tokens without disabling it entirely.",
+        api_help='Only "client_credentials" is served; a new client has it.',
+    ),
+    Setting(
+        "allowed_scopes", "scope", Kind.SCOPES, label="Allowed scopes", cli="--scope",
+        cli_help="An allowed scope (repeatable).",
+        help="The scopes this client may ask for, separated by spaces or new lines, e.g. "
+        "<code>orders:read orders:write</code>. A request for any other scope is refused.",
+        api_help="The scopes the client may ask for.",
+    ),
+    Setting(
+        "default_scopes", "default_scope", Kind.SCOPES, label="Default scopes", cli="--default-scope",
+        cli_help="A scope granted when a request names none (repeatable; default: all allowed).",
+        help="Granted when a token request names no scope. Each must be an allowed scope. Empty: all allowed scopes.",
+        api_help="Granted when a request names none; empty: all of scope.",
+    ),
+    Setting(
+        "audiences", "audiences", Kind.LIST, label="Audiences", cli="--audience",
+        cli_help="An allowed audience / RFC 8707 resource (repeatable).",
+        help="The APIs (RFC 8707 resource URIs) this client's tokens may be meant for, one per line, e.g. "
+        "<code>https://api.example.com/</code>. The first is used when a request names none. "
+        "Empty: the server's default audience.",
+        api_help="Allowed RFC 8707 resources; the first is the default audience.",
+    ),
+    Setting(
+        "access_token_ttl", "access_token_ttl", Kind.DURATION, label="Token lifetime", cli="--ttl",
+        cli_help="Access token lifetime: 300, 90s, 10m, 1h (default: server's).",
+        help="How long this client's access tokens stay valid: seconds (<code>300</code>) or "
+        "<code>90s</code>, <code>10m</code>, <code>1h</code>, <code>1d</code>. Empty: the server default.",
+    ),
+    Setting(
+        "token_endpoint_auth_method", "token_endpoint_auth_method", Kind.CHOICE, label="How it sends its secret",
+        section=Section.AUTHENTICATION, cli="--auth-method",
+        cli_help="Restrict client authentication to one method (default: either).",
+        help="HTTP Basic (an <code>Authorization</code> header), the form body "
+        "(<code>client_id</code> and <code>client_secret</code> fields), or either.",
+        api_help="RFC 7591 token_endpoint_auth_method; null (or \"\" on input): either. Returned as null when unset.",
+    ),
+    Setting(
+        "allowed_ips", "allowed_ips", Kind.CIDRS, label="Allowed IP ranges", section=Section.AUTHENTICATION,
+        cli="--allow-ip", cli_help="An allowed source CIDR (repeatable; default: any).",
+        help="Addresses this client may request tokens from, one per line: a single address "
+        "(<code>192.0.2.7</code>) or a CIDR range (<code>10.0.0.0/8</code>, <code>2001:db8::/32</code>). "
+        "Empty: any address.",
+        api_help="CIDRs the client may call from; empty: any address.",
+    ),
+)
+
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+BY_API_NAME: dict[str, Setting] = {setting.api_name: setting for setting in SETTINGS}
+# Model name -> API name, for errors the services raise (they speak model names).
+API_NAMES: dict[str, str] = {setting.name: setting.api_name for setting in SETTINGS}
+
+
+def token_path_settings() -> Iterator[Setting]:
+    return (setting for setting in SETTINGS if setting.token_path)
+
+
+def create_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (model names) with each missing setting's create default filled in."""
+    unknown = set(values) - set(BY_NAME)
+    if unknown:
+        raise TypeError(f"not client settings: {', '.join(sorted(unknown))}")
+    defaults = {s.name: s.create_default for s in SETTINGS if s.create_default is not None}
+    return {**defaults, **values}

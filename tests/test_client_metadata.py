@@ -1,0 +1,145 @@
+"""Each client setting is declared once (``clients.metadata``) and every face derives from it:
+the management API, the admin form, ``createclient``, the audit trail and the token path's
+snapshot.  These tests fail when a face stops deriving, or when a declaration drifts
+from the model."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import Client as HttpClient
+
+from clients import metadata, registry
+from clients.management.commands.createclient import Command as CreateClient
+from clients.models import AuditEvent, Client, Role, Tenant
+from clients.secrets import secret_prefix
+from clients.serializers import ClientInputSerializer, ClientSerializer, ClientUpdateSerializer
+from clients.services import UPDATABLE_FIELDS
+from tests.conftest import basic, post_token
+
+SETTINGS = [pytest.param(setting, id=setting.name) for setting in metadata.SETTINGS]
+
+# A value for each setting that differs from its create default, as the model holds it.
+SAMPLE: dict[str, Any] = {
+    "name": "Billing backend",
+    "enabled": False,
+    "grant_types": [],
+    "allowed_scopes": ["invoices:read", "invoices:write"],
+    "default_scopes": ["invoices:read"],
+    "audiences": ["https://api.example.com/"],
+    "access_token_ttl": 600,
+    "token_endpoint_auth_method": "client_secret_post",
+    "allowed_ips": ["10.0.0.0/8"],
+}
+
+
+def test_every_setting_is_a_model_field_with_a_sample() -> None:
+    assert set(SAMPLE) == set(metadata.BY_NAME)
+    for setting in metadata.SETTINGS:
+        Client._meta.get_field(setting.name)  # raises for a declaration without a column
+    assert len(metadata.BY_API_NAME) == len(metadata.SETTINGS)  # API names are unique
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_every_setting_is_in_the_api_both_ways(setting: metadata.Setting) -> None:
+    for serializer in (ClientInputSerializer(), ClientUpdateSerializer(context={"client": None})):
+        field = serializer.fields[setting.api_name]
+        assert not field.read_only and not field.required
+    assert ClientSerializer().fields[setting.api_name].source == setting.name
+    assert setting.name in UPDATABLE_FIELDS
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_every_setting_is_on_the_admin_page_with_its_label(setting: metadata.Setting, admin_client: HttpClient) -> None:
+    form = admin_client.get("/admin/clients/client/add/").context["adminform"].form
+    assert form.fields[setting.name].label == setting.label
+    assert form.fields[setting.name].help_text == setting.help
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.values[0].cli])
+def test_createclient_has_a_flag_for_every_setting_that_declares_one(setting: Any) -> None:
+    declared: metadata.Setting = setting
+    parser = CreateClient().create_parser("manage.py", "createclient")
+    assert declared.cli in parser._option_string_actions
+
+
+def test_a_setting_set_through_the_api_reaches_the_admin_the_audit_trail_and_the_token_path(
+    make_client, admin_client: HttpClient, http: HttpClient
+) -> None:
+    ops, ops_secret = make_client(client_id="ops-bot", allowed_scopes=["clients:write"])
+    token = post_token(http, {"grant_type": "client_credentials"}, authorization=basic("ops-bot", ops_secret))
+    client, secret = make_client(name="before")
+    # The API's own spelling of each sample value (scope strings, null for unset, ...).
+    fields = ClientSerializer().fields
+    api_body = {s.api_name: fields[s.api_name].to_representation(SAMPLE[s.name]) for s in metadata.SETTINGS}
+    response = http.patch(
+        f"/client/{client.client_id}", api_body, content_type="application/json",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert response.status_code == 200, response.content
+    client.refresh_from_db()
+    assert {name: getattr(client, name) for name in SAMPLE} == SAMPLE
+    # The audit trail names every setting that changed.
+    changed = AuditEvent.objects.filter(action="client.updated").get().changes
+    assert set(changed) == set(SAMPLE)
+    # The admin page shows each value.
+    form = admin_client.get(f"/admin/clients/client/{client.pk}/change/").context["adminform"].form
+    for name, value in SAMPLE.items():
+        assert form[name].value() in (value, form.fields[name].prepare_value(value)), name
+    # The token path sees every setting it reads.
+    record = registry.candidates([client.client_id], secret_prefix(secret))[0].client
+    for setting in metadata.token_path_settings():
+        expected = SAMPLE[setting.name]
+        assert getattr(record, setting.name) == (tuple(expected) if isinstance(expected, list) else expected)
+    with pytest.raises(AttributeError):
+        record.name  # noqa: B018  (not on the token path: not in the snapshot)
+
+
+def test_createclient_sets_every_setting_with_a_flag(db: None) -> None:
+    args = {
+        "--scope": ["invoices:read", "invoices:write"], "--default-scope": ["invoices:read"],
+        "--audience": ["https://api.example.com/"], "--ttl": ["10m"], "--auth-method": ["client_secret_post"],
+        "--allow-ip": ["10.0.0.0/8"],
+    }
+    assert set(args) == {s.cli for s in metadata.SETTINGS if s.cli}
+    argv = [item for flag, values in args.items() for value in values for item in (flag, value)]
+    call_command("createclient", "Billing backend", "--client-id", "cli-billing", *argv, stdout=io.StringIO())
+    client = Client.objects.get(client_id="cli-billing")
+    for setting in metadata.SETTINGS:
+        if setting.cli:
+            assert getattr(client, setting.name) == SAMPLE[setting.name], setting.name
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "action"),
+    [
+        ("/admin/clients/tenant/add/", {"name": "Initech", "slug": "initech"}, ("tenant.created", "initech")),
+        ("/admin/clients/role/add/", {"name": "reader", "tenant": ""}, ("role.created", "reader")),
+    ],
+)
+def test_admin_creates_tenants_and_roles_through_the_services(admin_client, path, data, action) -> None:
+    response = admin_client.post(path, data)
+    assert response.status_code == 302, response.content
+    assert [(e.actor, e.action, e.target) for e in AuditEvent.objects.all()] == [("user:admin", *action)]
+
+
+def test_admin_updates_and_deletes_tenants_and_roles_through_the_services(admin_client) -> None:
+    tenant = Tenant.objects.create(slug="acme", name="Acme")
+    role = Role.objects.create(name="reader", tenant=tenant)
+    assert admin_client.post(f"/admin/clients/tenant/{tenant.pk}/change/", {"name": "Acme Corp", "slug": "acme"}) \
+        .status_code == 302
+    assert admin_client.post(f"/admin/clients/role/{role.pk}/change/", {"name": "viewer", "tenant": tenant.pk}) \
+        .status_code == 302
+    assert admin_client.post(f"/admin/clients/role/{role.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert admin_client.post(f"/admin/clients/tenant/{tenant.pk}/delete/", {"post": "yes"}).status_code == 302
+    events = [(e.actor, e.action, e.target, e.changes) for e in AuditEvent.objects.order_by("id")]
+    assert events == [
+        ("user:admin", "tenant.updated", "acme", {"name": "Acme Corp"}),
+        ("user:admin", "role.updated", "acme/viewer", {"name": "viewer"}),
+        ("user:admin", "role.deleted", "acme/viewer", {}),
+        ("user:admin", "tenant.deleted", "acme", {}),
+    ]
+    assert not Tenant.objects.exists() and not Role.objects.exists()
