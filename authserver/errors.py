@@ -8,7 +8,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
-from tokens.errors import json_response
+from authserver.responses import json_response
 
 _ERRORS = {
     400: ("invalid_request", "The request is malformed."),

@@ -7,7 +7,8 @@ import logging
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 
-from tokens.errors import json_response, read_only
+from authserver.responses import json_response
+from tokens.errors import read_only
 from tokens.keys import keyring
 
 log = logging.getLogger("authserver.health")

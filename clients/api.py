@@ -30,6 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from authserver.responses import NO_STORE  # on responses that carry a secret
 from clients import services
 from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, Role, Tenant
 from clients.serializers import (
@@ -98,7 +99,6 @@ PAGE_PARAMETERS = [
 ]
 NOT_FOUND = OpenApiResponse(description="No such resource.")
 BAD_REQUEST = OpenApiResponse(description="Invalid fields, unknown fields or malformed JSON; keys name the fields.")
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # responses that carry a secret
 
 
 class ManagementView(APIView):

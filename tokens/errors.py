@@ -6,7 +6,6 @@ oauthlib's error classes are reused; the ones it lacks are two-line subclasses.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable
 
@@ -22,14 +21,15 @@ from oauthlib.oauth2.rfc6749.errors import (
     UnsupportedGrantTypeError,
 )
 
+from authserver.responses import json_response
+
 __all__ = [
     "InvalidClientError", "InvalidRequestError", "InvalidScopeError", "InvalidTargetError",
     "MethodNotAllowedError", "OAuth2Error", "ReadOnlyEndpointError", "RequestTooLargeError",
     "TemporarilyUnavailableError", "TooManyAttemptsError", "UnauthorizedClientError", "UnsupportedGrantTypeError",
-    "error_response", "json_response", "read_only",
+    "error_response", "read_only",
 ]
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # RFC 7235 §3.1: a 401 carries WWW-Authenticate; RFC 6749 §5.2: matching the scheme tried.
 BASIC_CHALLENGE = 'Basic realm="authserver", charset="UTF-8"'
@@ -76,15 +76,6 @@ _DEFAULT_DESCRIPTIONS = {
     "server_error": "The server could not complete the request.",
     "temporarily_unavailable": "The server is temporarily unavailable; try again shortly.",
 }
-
-
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
-    for name, value in {**NO_STORE, **(headers or {})}.items():
-        response[name] = value
-    return response
 
 
 def read_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:

@@ -12,9 +12,10 @@ from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.request import Request
 
+from authserver.responses import json_response
 from tokens.client_auth import authenticate_form_request
 from tokens.endpoints.base import OAuthEndpoint
-from tokens.errors import InvalidRequestError, json_response
+from tokens.errors import InvalidRequestError
 from tokens.form import read_form_request, single
 from tokens.issuing import TOKEN_TYPE
 from tokens.verification import ANY_AUDIENCE, InvalidToken, verify_access_token

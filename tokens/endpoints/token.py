@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.http import HttpResponse
 from rest_framework.request import Request
 
+from authserver.responses import json_response
 from tokens.endpoints.base import OAuthEndpoint
-from tokens.errors import json_response
 from tokens.form import read_form_request
 from tokens.grant import issue
 from tokens.issuing import TOKEN_TYPE
