@@ -1,4 +1,4 @@
-"""Token endpoint benchmark (issue 6): ``python3 dev.py bench [options]``.
+"""Token endpoint benchmark: ``python3 dev.py bench [options]``.
 
 What is measured. Each server runs under gunicorn exactly as authserver is deployed
 (``authserver/gunicorn.conf.py``: 2 sync workers, which close the connection after each

@@ -39,7 +39,7 @@ class Plan:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 dev.py bench",
-        description="Token endpoint benchmark (issue 6): authserver against a trivial Django view and "
+        description="Token endpoint benchmark: authserver against a trivial Django view and "
                     "stock django-oauth-toolkit, each under gunicorn with 2 sync workers, loaded with wrk.",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")

@@ -1,4 +1,4 @@
-"""The results table and issue 6's goals, each judged PASS or FAIL from the runs."""
+"""The results table and the performance goals, each judged PASS or FAIL from the runs."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _ratio_check(runs: Sequence[Run], goal: str, numerator: str, denominator: st
 
 
 def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
-    """Issue 6's goals, at concurrency 8 unless said otherwise."""
+    """The performance goals, at concurrency 8 unless said otherwise."""
     c8 = _find(runs, "authserver", REFERENCE_CONCURRENCY)
     c32 = _find(runs, "authserver", HIGH_CONCURRENCY)
     found = [

@@ -1,4 +1,4 @@
-"""The operator UI for the client registry (design §3).
+"""The operator UI for the client registry.
 
 Every write to a client or its secrets goes through ``clients.services``.  A newly
 made secret is shown exactly once, on a page rendered straight into the POST

@@ -1,4 +1,4 @@
-"""The client-management REST API (design §4): clients, their secrets, tenants and roles.
+"""The client-management REST API: clients, their secrets, tenants and roles.
 
 One DRF view per path; each method parses with a serializer, calls one service from
 ``clients.services`` and renders with a serializer.  JSON uses RFC 7591 §2 client

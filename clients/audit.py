@@ -1,4 +1,4 @@
-"""The audit trail (issue 7): registry and key changes, with who made them.
+"""The audit trail: registry and key changes, with who made them.
 
 Each change is stored as an ``AuditEvent`` (readable in the admin) and written as a
 structured log line on the ``authserver.audit`` logger.  Services call ``record``

@@ -1,4 +1,4 @@
-"""The client registry (design §3): clients, their secrets, tenants and roles."""
+"""The client registry: clients, their secrets, tenants and roles."""
 
 from __future__ import annotations
 

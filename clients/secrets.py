@@ -1,4 +1,4 @@
-"""Client secrets: how they are made, stored and checked (design §3).
+"""Client secrets: how they are made, stored and checked (RFC 6749 §2.3.1; NIST SP 800-63B §5.1.1.2 for the keyed hash).
 
 A secret is ``ascs_`` + 54 characters of base64url (320 random bits) + a
 6-character checksum, e.g. ``ascs_Q2hv…x1Yk``.  The lead marker lets secret scanners

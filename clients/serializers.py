@@ -1,4 +1,4 @@
-"""Management API shapes (design §4): explicit input and output serializers.
+"""Management API shapes (RFC 7591 §2 names): explicit input and output serializers.
 
 JSON names are RFC 7591 §2 client metadata names where one exists (``client_name``,
 ``grant_types``, ``scope``, ``token_endpoint_auth_method``), our own otherwise.  Input

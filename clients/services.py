@@ -247,7 +247,7 @@ def _unique(values: Sequence[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-# --- tenants and roles (management API, design §4) ---------------------------------------
+# --- tenants and roles ------------------------------------------------------------------
 
 
 def _apply(instance: Tenant | Role, fields: Mapping[str, object], allowed: frozenset[str]) -> None:

@@ -1,6 +1,6 @@
-"""Management API routes (design §4), each with and without a trailing slash, never a redirect.
+"""Management API routes, each with and without a trailing slash, never a redirect.
 
-A client ID may hold any printable ASCII but space (design §3), so its segment matches
+A client ID may hold any printable ASCII but space (RFC 6749 Appendix A, VSCHAR), so its segment matches
 anything, ``/`` included (Django decodes ``%2F`` before routing, so an encoded slash
 cannot be told from a literal one).  The fixed suffixes are tried first: an ID that
 itself ends in ``/secrets``, ``/secrets/<x>`` or ``/reset_secret`` is reachable only

@@ -1,6 +1,6 @@
 """Leak check: no client secret, secret hash or access token in any log line of the session.
 
-Issue 7: "Secrets, secret hashes and tokens never appear in any log line."  For the whole
+The rule: "Secrets, secret hashes and tokens never appear in any log line."  For the whole
 test session this plugin
 
 - keeps every log record the test process emits, formatted as production would write it

@@ -1,4 +1,4 @@
-"""The Django admin as the operator UI (issue 4, part 3).
+"""The Django admin as the operator UI.
 
 Secrets are made only through ``clients.services`` and shown once, on a page
 rendered into the POST response; every test proves it with token requests.

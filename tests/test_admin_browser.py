@@ -1,4 +1,4 @@
-"""The admin in a real browser: headless Chromium driven by Playwright (issue 4, part 4).
+"""The admin in a real browser: headless Chromium driven by Playwright.
 
 An operator logs in, creates a client, reads its secret off the page, gets a token
 with it over HTTP, resets the secret, and sees the old one refused and the new one

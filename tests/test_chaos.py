@@ -1,4 +1,4 @@
-"""What callers see when PostgreSQL or Redis goes away, and under load (design §8).
+"""What callers see when PostgreSQL or Redis goes away, and under load.
 
 Every test here runs gunicorn as in production on a fresh PostgreSQL database of its
 own on the machine's cluster (127.0.0.1:5432), whatever the suite's DATABASE_URL, so

@@ -1,4 +1,4 @@
-"""``manage.py createclient`` and ``manage.py rotatekeys`` (design §3, §6)."""
+"""``manage.py createclient`` and ``manage.py rotatekeys``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The client-management REST API (design §4, issue 4 part 2): every route, its fields,
+"""The client-management REST API: every route, its fields,
 its callers (bearer scopes, staff session with CSRF) and secret rotation proven by
 token requests."""
 

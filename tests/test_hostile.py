@@ -1,4 +1,4 @@
-"""Hostile input (issue 7, item 5): malformed and malicious requests against the token,
+"""Hostile input: malformed and malicious requests against the token,
 introspection and revocation endpoints and the management API.
 
 Every answer is the right status with a JSON body: never a 500, never HTML, never a
@@ -820,7 +820,7 @@ def test_api_ten_thousand_scopes(api, http):
 
 
 def test_api_sql_like_client_id_is_just_a_client_id(api):
-    """Printable ASCII without spaces is a valid ID (design §3): stored and found verbatim."""
+    """Printable ASCII without spaces is a valid ID (RFC 6749 Appendix A): stored and found verbatim."""
     client_id = "x';DROP_TABLE_clients_client;--"
     response = api("POST", "/client", {"client_id": client_id})
     assert response.status_code == 201

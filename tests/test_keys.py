@@ -1,4 +1,4 @@
-"""Access tokens, signing keys, rotation, the JWKS and the metadata (design §6, §7)."""
+"""Access tokens, signing keys, rotation, the JWKS and the metadata (RFC 9068, RFC 7517, RFC 8414)."""
 
 from __future__ import annotations
 

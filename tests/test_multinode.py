@@ -1,4 +1,4 @@
-"""Several nodes, one issuer (design §8).
+"""Several nodes, one issuer.
 
 Two gunicorn servers (2 workers each) on their own ports serve one issuer, as behind a
 load balancer: one fresh PostgreSQL database on the machine's cluster (whatever the

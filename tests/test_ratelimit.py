@@ -1,4 +1,4 @@
-"""Brute-force limits on client authentication (design §7)."""
+"""Brute-force limits on client authentication."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Client secrets as domain functions (design §3), without HTTP."""
+"""Client secrets as domain functions, without HTTP."""
 
 from __future__ import annotations
 

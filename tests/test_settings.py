@@ -1,4 +1,4 @@
-"""Configuration: durations, system checks, and refusing to start insecurely (design §7)."""
+"""Configuration: durations, system checks, and refusing to start insecurely."""
 
 from __future__ import annotations
 

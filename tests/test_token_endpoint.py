@@ -358,7 +358,7 @@ def test_client_ttl_overrides_server_default(make_client, http, settings):
 
 
 def test_steady_state_token_request_is_one_read_and_no_write(make_client, http):
-    """Issue 6's regression guard: in steady state a token costs one query (the
+    """The hot path's regression guard: in steady state a token costs one query (the
     registry version) and no write, whatever the client's tenants and roles."""
     client, secret = make_client(allowed_scopes=["read", "write"], tenants=["acme", "beta"],
                                  roles=["admin", "acme/viewer"])
