@@ -1,4 +1,4 @@
-"""gunicorn settings; every value can be overridden with GUNICORN_* style flags or env."""
+"""gunicorn settings; command-line flags and ``GUNICORN_CMD_ARGS`` override any of them."""
 
 import multiprocessing
 import os

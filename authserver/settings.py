@@ -1,7 +1,7 @@
 """Django settings for authserver.
 
-This is the only module that reads the environment (design §7). Every variable is
-optional for a local run; README lists them all.
+This is the only module that reads the environment; the rest of the code reads
+``django.conf.settings``. Every variable is optional for a local run; README lists them all.
 """
 
 from __future__ import annotations
@@ -170,9 +170,6 @@ CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"] if _issuer.netlo
 
 # django-oauth-toolkit: our client registry replaces its Application model.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"
-OAUTH2_PROVIDER = {
-    "SCOPES_BACKEND_CLASS": "oauth2_provider.scopes.SettingsScopes",
-}
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

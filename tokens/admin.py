@@ -1,4 +1,5 @@
-"""The signing keys page: read-only rows, changed only by rotation (design §6)."""
+"""The signing keys page: read-only rows. Keys change only by rotation and pruning, so no key
+that signed a live token is ever edited or deleted."""
 
 from __future__ import annotations
 

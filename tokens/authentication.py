@@ -109,7 +109,8 @@ class HasScope(BasePermission):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus the RFC 6750 challenge on an insufficient-scope 403."""
+    """DRF's handler, plus the RFC 6750 §3.1 challenge on an insufficient-scope 403, and 400
+    for a value the database cannot store."""
     # Imported here: rest_framework.views loads the authentication classes itself.
     from rest_framework.views import exception_handler as drf_exception_handler
 

@@ -10,10 +10,10 @@
 5. Audience (RFC 8707 §2): each ``resource`` and our ``audience`` allowed
    (``invalid_target``).
 
-This used to run inside oauthlib's ``ClientCredentialsGrant``; the profile showed
-its request object and validator plumbing costing more than our own checks, so the
-same checklist runs here.  ``tests/test_grant_equivalence.py`` keeps oauthlib's
-grant as the reference and proves both give the same answer to every request.
+The checklist runs here rather than in oauthlib's ``ClientCredentialsGrant`` because
+that grant's request object and validator plumbing cost more than the checks themselves
+(docs/performance.md).  ``tests/test_grant_equivalence.py`` keeps oauthlib's grant as the
+reference and requires both to give the same answer to every request.
 """
 
 from __future__ import annotations

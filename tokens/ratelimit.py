@@ -1,4 +1,4 @@
-"""Brute-force limits on client authentication (design §7), counted in the cache.
+"""Brute-force limits on client authentication (RFC 6749 §2.3.1), counted in the cache.
 
 Failed authentications are counted per source address and per (client id, address)
 in fixed windows (django-ratelimit's counters in the configured cache).  Past a

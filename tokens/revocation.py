@@ -20,10 +20,6 @@ class NotYourToken(Exception):
     """The token is valid but was issued to another client."""
 
 
-def is_revoked(jti: str) -> bool:
-    return RevokedToken.objects.filter(jti=jti).exists()
-
-
 def revoke_token(*, client: TokenSubject, token: str) -> bool:
     """Revoke ``token`` if it is one of ours, live, and issued to ``client``.
 

@@ -1,4 +1,5 @@
-"""Verifying our own access tokens (RFC 9068 §4), for the bearer authentication of APIs."""
+"""Verifying our own access tokens (RFC 9068 §4): for bearer authentication of APIs (RFC 6750),
+introspection (RFC 7662) and revocation (RFC 7009)."""
 
 from __future__ import annotations
 
