@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -29,6 +29,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
 
 from authserver.responses import NO_STORE  # on responses that carry a secret
 from clients import services
@@ -101,8 +102,19 @@ NOT_FOUND = OpenApiResponse(description="No such resource.")
 BAD_REQUEST = OpenApiResponse(description="Invalid fields, unknown fields or malformed JSON; keys name the fields.")
 
 
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, and 400 for a value the database cannot store (e.g. NUL in PostgreSQL
+    text): the caller's error, not a 500."""
+    if isinstance(exc, DataError):
+        return Response({"detail": "The request contains a value that cannot be stored."}, status=400)
+    return drf_exception_handler(exc, context)
+
+
 class ManagementView(APIView):
     permission_classes = [ClientsScope]
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
 
 
 @contextmanager

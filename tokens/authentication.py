@@ -18,12 +18,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DataError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
-from rest_framework.response import Response
 
 from clients.models import Client
 from tokens.verification import InvalidToken, VerifiedToken, verify_access_token
@@ -84,6 +82,8 @@ class InsufficientScope(PermissionDenied):
     def __init__(self, scope: str) -> None:
         super().__init__(f"The access token lacks the scope {scope}.")
         self.scope = scope
+        # DRF's exception handler sends an exception's ``auth_header`` as WWW-Authenticate.
+        self.auth_header = self.www_authenticate
 
     @property
     def www_authenticate(self) -> str:
@@ -106,18 +106,3 @@ class HasScope(BasePermission):
             return True
         user = request.user
         return bool(user and user.is_authenticated and user.is_staff and user.is_active)
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus the RFC 6750 §3.1 challenge on an insufficient-scope 403, and 400
-    for a value the database cannot store."""
-    # Imported here: rest_framework.views loads the authentication classes itself.
-    from rest_framework.views import exception_handler as drf_exception_handler
-
-    if isinstance(exc, DataError):
-        # A value the database cannot store (e.g. NUL in PostgreSQL text) is the caller's error.
-        return Response({"detail": "The request contains a value that cannot be stored."}, status=400)
-    response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(exc, InsufficientScope):
-        response["WWW-Authenticate"] = exc.www_authenticate
-    return response
