@@ -26,3 +26,22 @@ def parse_duration(value: str | int) -> int:
     if seconds <= 0:
         raise ValueError(f"a duration must be positive, not {value!r}")
     return seconds
+
+
+_RATE = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{0,9})\s*([smhd])\s*")
+
+
+def parse_rate(value: str) -> tuple[int, int] | None:
+    """``N/s|m|h|d`` (also ``N/10m``): ``(N, window seconds)``; ``"off"``: ``None``.
+
+    Raise ``ValueError`` for anything else, and for a zero count or window.
+    """
+    if value.strip().lower() == "off":
+        return None
+    match = _RATE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a rate: {value!r} (use e.g. 10/m, 100/h, 5/10m, or off)")
+    count, multiple, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
+    if count <= 0 or multiple <= 0:
+        raise ValueError(f"a rate must allow at least one event in a positive window, not {value!r}")
+    return count, multiple * _UNITS[unit]

@@ -58,8 +58,9 @@ TRUSTED_PROXIES = tuple(
 # Brute-force limits on failed client authentication (DRF-style N/s|m|h|d, or "off").
 FAILED_AUTH_RATE_PER_IP = env.str("FAILED_AUTH_RATE_PER_IP", default="100/m")
 FAILED_AUTH_RATE_PER_CLIENT = env.str("FAILED_AUTH_RATE_PER_CLIENT", default="10/m")
-# Cache trouble must not stop token issuing: limits are skipped (and logged) instead.
-RATELIMIT_FAIL_OPEN = True
+# Where every worker and node keeps the security state they share (failure counters,
+# lockouts, replay records): Redis when set, else the database (tokens.shared_state).
+REDIS_URL = env.str("REDIS_URL", default="")
 
 # PostgreSQL: each worker LISTENs for registry changes, so token requests need no query
 # (clients.changefeed). Turn off behind a transaction-pooling proxy (PgBouncer).
@@ -67,6 +68,13 @@ REGISTRY_CHANGE_FEED = env.bool("REGISTRY_CHANGE_FEED", default=True)
 
 # Largest token-request body read; larger ones get 413 without being read.
 TOKEN_REQUEST_MAX_BYTES = env.int("TOKEN_REQUEST_MAX_BYTES", default=16384)
+
+# CIDRs served GET /metrics without a token, matched against the caller's address as resolved
+# through TRUSTED_PROXIES; empty: bearer tokens with metrics:read only (authserver.checks
+# refuses an invalid CIDR).
+METRICS_ALLOWED_IPS = tuple(
+    cidr.strip() for cidr in env.list("METRICS_ALLOWED_IPS", default=["127.0.0.0/8", "::1"]) if cidr.strip()
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -67,6 +67,16 @@ def make_client(db: None) -> Callable[..., tuple[Client, str]]:
     return make
 
 
+def outside_shared_state(captured: list[dict[str, Any]]) -> list[str]:
+    """The statements run, less those of the shared security state's database store
+    (``tokens.shared_state``: failure counters, lockouts), which every request pays alike."""
+    return [query["sql"] for query in captured if "tokens_shared" not in query["sql"]]
+
+
+def shared_state_statements(captured: list[dict[str, Any]]) -> list[str]:
+    return [query["sql"] for query in captured if "tokens_shared" in query["sql"]]
+
+
 def basic(client_id: str, secret: str, *, encode: bool = True) -> str:
     """An ``Authorization: Basic`` value, form-encoded inside as RFC 6749 §2.3.1 asks."""
     if encode:

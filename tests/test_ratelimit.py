@@ -1,29 +1,47 @@
-"""Brute-force limits on client authentication."""
+"""Brute-force limits on client authentication, on both shared stores: the database (no
+``REDIS_URL``, the embedded default) and Redis."""
 
 from __future__ import annotations
 
-import contextlib
+import ipaddress
 import json
 import logging
 import time
 
 import pytest
-from django.core.cache import cache
+import redis
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from tests.conftest import assert_oauth_error, basic, post_token
+from tests.conftest import assert_oauth_error, basic, outside_shared_state, post_token
 
 GRANT = {"grant_type": "client_credentials"}
 WRONG = "ascs_" + "A" * 54  # well-formed shape, wrong checksum: a cheap failure
 
 
-@pytest.fixture(autouse=True)
-def _limits(settings):
+TEST_REDIS = "redis://127.0.0.1:6379/15"
+
+
+def _local_redis() -> redis.Redis:
+    client = redis.Redis.from_url(TEST_REDIS, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    return client
+
+
+@pytest.fixture(params=["database", "redis"], autouse=True)
+def store(request, settings) -> str:
+    """Each test on each store; Redis starts empty, as the test database does."""
     settings.FAILED_AUTH_RATE_PER_CLIENT = "3/m"
     settings.FAILED_AUTH_RATE_PER_IP = "8/m"
-    cache.clear()
-    yield
-    with contextlib.suppress(Exception):  # the cache may be the unreachable one a test set
-        cache.clear()
+    if request.param == "redis":
+        _local_redis().flushdb()
+        settings.REDIS_URL = TEST_REDIS
+    else:
+        settings.REDIS_URL = ""
+    return request.param
 
 
 def token(http, client_id, secret, address="192.0.2.10"):
@@ -35,12 +53,15 @@ def assert_locked_out(response):
     assert 1 <= int(response["Retry-After"]) <= 60
 
 
-def test_client_locked_out_from_one_address_only(make_client, http, django_assert_num_queries):
+def test_client_locked_out_from_one_address_only(make_client, http, store):
     client, secret = make_client()
     for _ in range(3):
         assert token(http, client.client_id, WRONG).status_code == 401
-    with django_assert_num_queries(0):
+    with CaptureQueriesContext(connection) as queries:
         assert_locked_out(token(http, client.client_id, secret))
+    # Refused before any secret is checked: at most the read of the lockout markers.
+    assert outside_shared_state(queries.captured_queries) == []
+    assert len(queries.captured_queries) == (1 if store == "database" else 0)
     assert token(http, client.client_id, secret, address="198.51.100.7").status_code == 200
 
 
@@ -96,9 +117,7 @@ def test_introspection_and_revocation_are_limited_too(make_client, http, path):
 
 
 def test_cache_down_keeps_issuing_tokens(make_client, http, settings, caplog):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    }
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     caplog.set_level(logging.WARNING, logger="authserver")
     client, secret = make_client()
     for _ in range(5):
@@ -108,21 +127,23 @@ def test_cache_down_keeps_issuing_tokens(make_client, http, settings, caplog):
 
 
 def test_limits_are_shared_through_redis(make_client, http, settings):
-    """Several processes share counters when the cache is Redis (the local service)."""
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/15",
-            "KEY_PREFIX": f"t{time.time_ns()}",
-        }
-    }
+    """Several processes share counters through Redis: counts made by another process (here:
+    written straight into Redis as that process would) lock this one out."""
+    _local_redis().flushdb()
+    settings.REDIS_URL = TEST_REDIS
     client, secret = make_client()
-    for _ in range(3):
+    for _ in range(2):
         token(http, client.client_id, WRONG)
+    from tokens import ratelimit
+    from tokens.shared_state import RedisState
+
+    (_, key, (limit, window)), = [
+        limit for limit in ratelimit._limits(client.client_id, ipaddress.ip_address("192.0.2.10"))
+        if limit[0] == ratelimit._CLIENT_GROUP
+    ]
+    other_process = RedisState(TEST_REDIS)
+    count, window_end = other_process.hit(key, window=window, now=time.time())
+    assert count == 3 == limit
+    other_process.mark(ratelimit._lock_key(key), until=window_end)
     assert_locked_out(token(http, client.client_id, secret))
     assert json.loads(token(http, client.client_id, secret, address="198.51.100.7").content)["access_token"]

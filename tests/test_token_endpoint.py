@@ -13,7 +13,15 @@ from django.utils import timezone
 
 from clients.models import Client, ClientSecret, Tenant
 from clients.services import client_update
-from tests.conftest import TOKEN_PATHS, assert_oauth_error, basic, jwks_verify, post_token
+from tests.conftest import (
+    TOKEN_PATHS,
+    assert_oauth_error,
+    basic,
+    jwks_verify,
+    outside_shared_state,
+    post_token,
+    shared_state_statements,
+)
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -357,7 +365,7 @@ def test_client_ttl_overrides_server_default(make_client, http, settings):
     assert token_body(post_token(http, GRANT, authorization=basic(other.client_id, other_secret)))["expires_in"] == 600
 
 
-def test_steady_state_token_request_is_one_read_and_no_write(make_client, http):
+def test_steady_state_token_request_is_one_read_and_no_write(make_client, http, settings):
     """The hot path's regression guard: in steady state a token costs one query (the
     registry version) and no write, whatever the client's tenants and roles."""
     client, secret = make_client(allowed_scopes=["read", "write"], tenants=["acme", "beta"],
@@ -368,9 +376,13 @@ def test_steady_state_token_request_is_one_read_and_no_write(make_client, http):
     with CaptureQueriesContext(connection) as queries:
         for _ in range(20):
             token_body(post_token(http, {**GRANT, "scope": "read tenant:acme"}, authorization=auth))
-    statements = [query["sql"] for query in queries.captured_queries]
+    statements = outside_shared_state(queries.captured_queries)
     assert len(statements) == 20
     assert all(sql.lstrip().upper().startswith("SELECT") and "registrystate" in sql for sql in statements)
+    # Without Redis, each request also reads its lockout markers, and writes nothing.
+    lockout_reads = shared_state_statements(queries.captured_queries)
+    assert len(lockout_reads) == (0 if settings.REDIS_URL else 20)
+    assert all(sql.lstrip().upper().startswith("SELECT") for sql in lockout_reads)
 
 
 def test_registry_changes_reach_the_next_token_request(make_client, http):

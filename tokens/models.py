@@ -62,3 +62,24 @@ class RevokedToken(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class SharedCounter(models.Model):
+    """A failure counter for one key and fixed window (``tokens.shared_state``, database store)."""
+
+    key = models.CharField(max_length=64, primary_key=True, help_text="Hashed key and window number.")
+    window_end = models.FloatField(db_index=True, help_text="Seconds since the epoch.")
+    count = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SharedMarker(models.Model):
+    """A lockout, or a record of something usable once, until ``expires`` (``tokens.shared_state``)."""
+
+    key = models.CharField(max_length=64, primary_key=True, help_text="Hashed key.")
+    expires = models.FloatField(db_index=True, help_text="Seconds since the epoch.")
+
+    def __str__(self) -> str:
+        return self.key

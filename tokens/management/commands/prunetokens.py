@@ -1,7 +1,10 @@
-"""``manage.py prunetokens``: forget revocations of expired tokens and retired signing keys."""
+"""``manage.py prunetokens``: forget revocations of expired tokens and retired signing keys (and
+expired counters and markers of the shared security state's database store, which also prunes
+itself now and then)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -9,6 +12,7 @@ from django.core.management.base import BaseCommand
 from clients.audit import acting_as
 from tokens.keys import key_prune
 from tokens.revocation import prune_revocations
+from tokens.shared_state import DatabaseState
 
 
 class Command(BaseCommand):
@@ -18,4 +22,5 @@ class Command(BaseCommand):
         with acting_as("cli"):
             revocations = prune_revocations()
             keys = key_prune()
+            DatabaseState().prune(now=time.time())
         self.stdout.write(f"Deleted {revocations} expired revocation(s) and {keys} retired signing key(s).")
