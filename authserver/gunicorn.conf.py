@@ -5,7 +5,15 @@ import os
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "sync"
+# The sync worker, answering what gunicorn itself refuses (over-long or malformed requests,
+# an application failing before it answered) in JSON like every other error.
+worker_class = "authserver.workers.JsonErrorSyncWorker"
+# gunicorn's defaults, stated: bytes of the request line (414 beyond it), number of header
+# fields and bytes of one (431 beyond either).  Our requests need far less: credentials and
+# client assertions travel in the body, and our access tokens are well under 2 KB.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 # Load the app before forking so a misconfiguration stops the master at once.
 preload_app = True
 keepalive = 5

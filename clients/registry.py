@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 from django.db.models import Q
 
+from authserver import dbread
 from clients import changefeed, metadata, versions
 from clients.models import Client, ClientSecret, RegistryState, Role, Tenant
 
@@ -128,23 +129,14 @@ _VERSION_SQL: str | None = None
 
 
 def _read_versions(db: Any) -> Versions:
-    """One primary-key read on the driver's own connection.
-
-    Django's cursor wrapper costs about as much as the read itself, and this runs
-    on every token request; errors are still translated (``wrap_database_errors``)
-    and the query still shows in ``connection.queries`` when those are recorded.
-    """
+    """One primary-key read on the driver's own connection (``authserver.dbread``)."""
     global _VERSION_SQL
     if _VERSION_SQL is None:
         table = db.ops.quote_name(RegistryState._meta.db_table)
         columns = ", ".join(db.ops.quote_name(name) for name in versions.COLUMNS)
         _VERSION_SQL = f"SELECT {columns} FROM {table} WHERE id = 1"  # noqa: S608 (fixed names)
-    db.ensure_connection()
-    with db.wrap_database_errors:
-        row = db.connection.execute(_VERSION_SQL).fetchone()
-    if db.queries_logged:
-        db.queries_log.append({"sql": _VERSION_SQL, "time": "0.000"})
-    return Versions(int(row[0]), int(row[1])) if row else Versions(0, 0)
+    rows = dbread.read(_VERSION_SQL, db=db)
+    return Versions(int(rows[0][0]), int(rows[0][1])) if rows else Versions(0, 0)
 
 
 def current_version() -> Versions:
