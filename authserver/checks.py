@@ -26,6 +26,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _secret_key_is_insecure(key: str) -> bool:
     return key == settings.INSECURE_SECRET_KEY or key.startswith("django-insecure") or len(key) < 32
 
@@ -84,6 +92,15 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 f"SIGNING_ALG {settings.SIGNING_ALG!r} is not supported.",
                 hint=f"Use one of {', '.join(SUPPORTED_SIGNING_ALGS)}.",
                 id="authserver.E005",
+            )
+        )
+    invalid_metrics_cidrs = [cidr for cidr in settings.METRICS_ALLOWED_IPS if not _is_cidr(cidr)]
+    if invalid_metrics_cidrs:
+        messages.append(
+            Error(
+                f"METRICS_ALLOWED_IPS holds what is not a CIDR: {', '.join(map(repr, invalid_metrics_cidrs))}.",
+                hint="Comma-separated addresses or networks, e.g. 127.0.0.0/8,::1,10.0.0.0/8.",
+                id="authserver.E007",
             )
         )
     if not settings.SECRET_HASH_KEY and not settings.DEBUG:

@@ -43,3 +43,36 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
     from clients import changefeed
 
     changefeed.start()
+
+
+def _metrics_directory() -> str:
+    """A fresh directory for this master's metrics, or the one it already made: gunicorn
+    reads this file again on HUP.  A USR2 re-exec starts a new master, which makes its own."""
+    import tempfile
+
+    prefix = f"authserver-metrics-{os.getpid()}-"
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(named).startswith(prefix) and os.path.isdir(named):
+        return named
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+# Prometheus multiprocess mode (tokens/metrics.py): each worker writes its counts to files in
+# this directory and a scrape sums them.  prometheus_client chooses the mode when it is first
+# imported, and the master imports the app (preload_app) before its on_starting hook runs, so
+# the directory is named here, as gunicorn reads its configuration, before any worker forks.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_directory()
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A dead worker's counts stay in the sums (counters never go backwards); its live
+    gauges, if any are ever defined, leave them."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    import shutil
+
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

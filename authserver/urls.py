@@ -5,6 +5,7 @@ from authserver.health import healthz, readyz
 from tokens import urls as oauth_urls
 from tokens.endpoints.jwks import jwks
 from tokens.endpoints.metadata import metadata
+from tokens.endpoints.metrics import metrics_view
 
 handler400 = "authserver.errors.bad_request"
 handler403 = "authserver.errors.permission_denied"
@@ -21,6 +22,7 @@ urlpatterns = [
     re_path(r"^\.well-known/jwks\.json$", jwks, name="jwks"),
     re_path(r"^healthz/?$", healthz, name="healthz"),
     re_path(r"^readyz/?$", readyz, name="readyz"),
+    re_path(r"^metrics/?$", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("clients.urls")),
 ]

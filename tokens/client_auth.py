@@ -20,8 +20,9 @@ from clients.models import CLIENT_ID_PATTERN, Client, TokenEndpointAuthMethod
 from clients.registry import ClientRecord
 from tokens import ratelimit
 from tokens.addresses import IPAddress, address_allowed
-from tokens.errors import InvalidClientError, InvalidRequestError
+from tokens.errors import InvalidClientError, InvalidRequestError, TooManyAttemptsError
 from tokens.form import FormRequest, single
+from tokens.metrics import FailureReason, record_client_authentication_failure
 
 log = logging.getLogger("authserver.client_auth")
 
@@ -153,7 +154,31 @@ def loggable_client_id(client_id: str | None) -> str | None:
     return _SECRET_LIKE.sub(lambda m: m.group(0)[: client_secrets.PREFIX_LENGTH] + "…", client_id)[:100]
 
 
+# The reasons above as the fixed set the metrics count: the text itself may name an address.
+_METRIC_REASONS = {
+    "no client authentication": FailureReason.NO_CREDENTIALS,
+    "malformed Basic credentials": FailureReason.MALFORMED_CREDENTIALS,
+    "unsupported Authorization scheme": FailureReason.MALFORMED_CREDENTIALS,
+    "malformed secret": FailureReason.MALFORMED_CREDENTIALS,
+    "unknown client": FailureReason.UNKNOWN_CLIENT,
+    "wrong secret": FailureReason.WRONG_SECRET,
+    "client disabled": FailureReason.DISABLED_CLIENT,
+    "secret revoked": FailureReason.EXPIRED_OR_REVOKED_SECRET,
+    "secret expired": FailureReason.EXPIRED_OR_REVOKED_SECRET,
+}
+
+
+def metric_reason(reason: str) -> FailureReason:
+    """The ``FailureReason`` of a ``ClientAuthenticationFailed.reason``."""
+    if reason.startswith("auth method "):
+        return FailureReason.METHOD_NOT_ALLOWED
+    if reason.startswith("address "):
+        return FailureReason.ADDRESS_NOT_ALLOWED
+    return _METRIC_REASONS.get(reason, FailureReason.OTHER)
+
+
 def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) -> None:
+    record_client_authentication_failure(metric_reason(error.reason))
     client_id = loggable_client_id(error.client_id)
     log.warning(
         "client authentication failed: reason=%r client_id=%r method=%s address=%s",
@@ -161,6 +186,15 @@ def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) ->
         extra={"reason": error.reason, "client_id": client_id, "method": error.method,
                "address": str(address)},
     )
+
+
+def _check_not_locked_out(*, client_id: str | None, address: IPAddress | None) -> None:
+    """``ratelimit.check_not_locked_out``, counting a refusal as a ``locked_out`` failure."""
+    try:
+        ratelimit.check_not_locked_out(client_id=client_id, address=address)
+    except TooManyAttemptsError:
+        record_client_authentication_failure(FailureReason.LOCKED_OUT)
+        raise
 
 
 def authenticate_form_request(form: FormRequest, *, now: datetime) -> ClientRecord:
@@ -174,10 +208,10 @@ def authenticate_form_request(form: FormRequest, *, now: datetime) -> ClientReco
     try:
         credentials = presented_credentials(form.authorization, form.params)
         client_id = credentials.client_ids[0]
-        ratelimit.check_not_locked_out(client_id=client_id, address=form.address)
+        _check_not_locked_out(client_id=client_id, address=form.address)
         return authenticate_client(credentials=credentials, address=form.address, now=now)
     except ClientAuthenticationFailed as failure:
-        ratelimit.check_not_locked_out(client_id=None, address=form.address)
+        _check_not_locked_out(client_id=None, address=form.address)
         ratelimit.record_failure(client_id=client_id, address=form.address)
         log_failure(failure, form.address)
         raise

@@ -8,22 +8,27 @@ which holds the exact content-type and charset rules (RFC 6749 §3.2), so there 
 parsers.  Responses are JSON whatever ``Accept`` says (RFC 6749 §5.1): one renderer,
 picked by a negotiation that compares nothing.  Every error is rendered by
 ``handle_exception``, as RFC 6749 §5.2 says.
+
+Each request is counted once in the metrics (tokens.metrics), under its route's name, with
+``success`` or the ``error`` code it was answered with, and timed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.db import DataError, InterfaceError, OperationalError
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from tokens import metrics
 from tokens.errors import (
     InvalidRequestError,
     MethodNotAllowedError,
@@ -69,11 +74,26 @@ class OAuthEndpoint(APIView):
     # error reports show them starred (``sensitive_post_parameters``).
     secret_parameters: tuple[str, ...] = ("client_secret", "client_assertion")
 
+    # The metrics' ``result`` of the request being served: ``handle_exception`` sets the error.
+    result = metrics.SUCCESS
+
     @classmethod
     def as_view(cls, **initkwargs: Any) -> AsView[GenericView]:
         # Decorated once, here: ``method_decorator`` on ``dispatch`` would build the
         # decorated method again on every request.  The decorator gets Django's request.
         return sensitive_post_parameters(*cls.secret_parameters)(super().as_view(**initkwargs))
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        started = time.perf_counter()
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except Exception:
+            # Not answered here: Django's handler500 answers it with server_error.
+            self.result = "server_error"
+            raise
+        finally:
+            endpoint = request.resolver_match.url_name if request.resolver_match else None
+            metrics.record_request(endpoint or "", self.result, time.perf_counter() - started)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # DRF's own would also version, authenticate, check permissions and throttle:
@@ -90,12 +110,22 @@ class OAuthEndpoint(APIView):
         raise MethodNotAllowedError()
 
     def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
+        error = self.oauth_error(exc)
+        if error is None:
+            # DRF answers its own exceptions (none is raised here) and re-raises the rest.
+            self.result = metrics.OTHER
+            return super().handle_exception(exc)
+        self.result = error.error
+        return error_response(error)
+
+    def oauth_error(self, exc: Exception) -> OAuth2Error | None:
+        """The RFC 6749 §5.2 error ``exc`` is answered with; None for a failure of ours."""
         if isinstance(exc, OAuth2Error):
-            return error_response(exc)
+            return exc
         if isinstance(exc, DataError):
             # A value the database refuses (e.g. NUL) is a malformed request, not our failure.
-            return error_response(InvalidRequestError(description="The request contains an invalid value."))
+            return InvalidRequestError(description="The request contains an invalid value.")
         if isinstance(exc, (OperationalError, InterfaceError)):
             log.error("database unavailable: %s", type(exc).__name__)
-            return error_response(TemporarilyUnavailableError(status_code=503))
-        return super().handle_exception(exc)
+            return TemporarilyUnavailableError(status_code=503)
+        return None
