@@ -104,19 +104,26 @@ CLIENT_AUTHENTICATION_FAILURES = Counter(
 )
 
 # Every reason is served from the start, at 0: an alert on one needs no first failure.
-for _reason in FailureReason:
-    CLIENT_AUTHENTICATION_FAILURES.labels(_reason.value)
+_FAILURE_SERIES = {reason: CLIENT_AUTHENTICATION_FAILURES.labels(reason.value) for reason in FailureReason}
+
+
+@functools.cache
+def _request_series(endpoint: str, result: str) -> tuple[Counter, Histogram]:
+    # Looked up once per (endpoint, result): ``labels()`` costs about as much as a count.
+    return TOKEN_REQUESTS.labels(endpoint, result), TOKEN_REQUEST_DURATION.labels(endpoint)
 
 
 def record_request(endpoint: str, result: str, seconds: float) -> None:
     """Count one OAuth request and the time it took; call once per request."""
-    endpoint = endpoint if endpoint in ENDPOINTS else OTHER
-    TOKEN_REQUESTS.labels(endpoint, result if result in RESULTS else OTHER).inc()
-    TOKEN_REQUEST_DURATION.labels(endpoint).observe(seconds)
+    count, duration = _request_series(
+        endpoint if endpoint in ENDPOINTS else OTHER, result if result in RESULTS else OTHER
+    )
+    count.inc()
+    duration.observe(seconds)
 
 
 def record_client_authentication_failure(reason: FailureReason) -> None:
-    CLIENT_AUTHENTICATION_FAILURES.labels(reason.value).inc()
+    _FAILURE_SERIES[reason].inc()
 
 
 @functools.cache
