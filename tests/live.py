@@ -174,14 +174,16 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def run_gunicorn(env: dict[str, str], *, log: Path, access_log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """gunicorn as in production, on ``env["BIND"]``, until the block ends; its output goes to ``log``."""
+def run_gunicorn(
+    env: dict[str, str], *, log: Path, access_log: Path, app: str = "authserver.wsgi"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """gunicorn as in production (serving ``app``), on ``env["BIND"]``, until the block ends; its
+    output goes to ``log``."""
     env = {**env, "ACCESS_LOG": str(access_log)}
     base_url = f"http://{env['BIND']}"
     with log.open("wb") as server_log:
         process = subprocess.Popen(
-            [GUNICORN, "-c", "authserver/gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT,
-             "authserver.wsgi"],
+            [GUNICORN, "-c", "authserver/gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT, app],
             cwd=PROJECT, env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -28,9 +26,6 @@ from gunicorn.http.errors import (
 
 from authserver.workers import http_error
 from tests.live import (
-    ACCESS_LOG_FORMAT,
-    GUNICORN,
-    PROJECT,
     LiveServer,
     _free_port,
     fresh_postgres_database,
@@ -99,32 +94,10 @@ def crashing_server(deployment: tuple[dict[str, str], Path]) -> Iterator[tuple[i
     base_env, tmp = deployment
     port = _free_port()
     log = tmp / "crashing.log"
-    env = {**base_env, "BIND": f"127.0.0.1:{port}", "ACCESS_LOG": str(tmp / "crashing-access.log")}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [GUNICORN, "-c", "authserver/gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT,
-             "tests.test_http_errors:crashing_application()"],
-            cwd=PROJECT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 15
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server", timeout=1).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "gunicorn did not start within 15 s"
-                time.sleep(0.1)
-            yield port, log
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    env = {**base_env, "BIND": f"127.0.0.1:{port}"}
+    with run_gunicorn(env, log=log, access_log=tmp / "crashing-access.log",
+                      app="tests.test_http_errors:crashing_application()"):
+        yield port, log
 
 
 # --- a raw HTTP/1.1 exchange -----------------------------------------------------------------
