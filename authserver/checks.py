@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from authserver.durations import parse_rate
+
 SUPPORTED_SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
 
 
@@ -103,6 +105,13 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="authserver.E007",
             )
         )
+    for name in ("FAILED_AUTH_RATE_PER_IP", "FAILED_AUTH_RATE_PER_CLIENT"):
+        try:
+            parse_rate(getattr(settings, name))
+        except ValueError as error:
+            messages.append(
+                Error(f"{name}: {error}.", hint="e.g. 100/m, 10/m, 1000/h, 5/10m, or off.", id="authserver.E008")
+            )
     if not settings.SECRET_HASH_KEY and not settings.DEBUG:
         messages.append(
             Warning(

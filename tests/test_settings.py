@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from authserver.checks import check_configuration
-from authserver.durations import parse_duration
+from authserver.durations import parse_duration, parse_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,26 @@ def test_short_hash_key_and_unknown_algorithm(settings):
     settings.SECRET_HASH_KEY = "short"
     settings.SIGNING_ALG = "HS256"
     assert {"authserver.E004", "authserver.E005"} <= ids(settings)
+
+
+@pytest.mark.parametrize("rate", ["10", "10/x", "0/m", "ten/m", "10/0m", "", "10/m/h"])
+@pytest.mark.parametrize("name", ["FAILED_AUTH_RATE_PER_IP", "FAILED_AUTH_RATE_PER_CLIENT"])
+def test_malformed_rate_fails_a_check(settings, name, rate):
+    setattr(settings, name, rate)
+    assert "authserver.E008" in ids(settings)
+
+
+@pytest.mark.parametrize("rate", ["100/m", "10/s", "1000/h", "5/d", "5/10m", " 3 / m ", "off", "OFF"])
+def test_rates_as_operators_write_them(settings, rate):
+    settings.FAILED_AUTH_RATE_PER_IP = rate
+    assert "authserver.E008" not in ids(settings)
+
+
+def test_parse_rate():
+    assert parse_rate("100/m") == (100, 60)
+    assert parse_rate("5/10m") == (5, 600)
+    assert parse_rate("2/d") == (2, 86400)
+    assert parse_rate("off") is None
 
 
 def test_missing_hash_key_warns(settings):
