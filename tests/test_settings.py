@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,30 @@ def test_good_issuers(settings, issuer):
     settings.DEBUG = False
     settings.ISSUER = issuer
     assert not {"authserver.E002", "authserver.E003", "authserver.E006"} & ids(settings)
+
+
+# README's "Production" settings (values made up, shapes as documented there).
+PRODUCTION = {
+    "ISSUER": "https://auth.example.com",
+    "ALLOWED_HOSTS": "auth.example.com",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "SECRET_HASH_KEY": secrets.token_hex(32),
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+}
+
+
+def test_deploy_check_is_clean_with_readmes_production_settings(tmp_path):
+    """``manage.py check --deploy`` with README's production environment: no warning at all."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", *PRODUCTION}}
+    env = {**clean, **PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "System check identified no issues" in done.stdout
+    readme = (ROOT / "README.md").read_text()
+    production = readme[readme.index("## Production"):readme.index("### HTTP limits")]
+    for name in PRODUCTION:
+        assert name in production, f"README's Production section does not set {name}"

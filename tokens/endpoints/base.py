@@ -69,6 +69,8 @@ class OAuthEndpoint(APIView):
     versioning_class = None
     # No OPTIONS metadata: DRF's ``options`` then answers 405 like any method but POST.
     metadata_class = None
+    # Not part of the management API's OpenAPI document: RFC 8414 metadata describes these.
+    schema = None
 
     # Form parameters holding credentials (RFC 6749 §2.3.1, RFC 7521 §4.2): Django's
     # error reports show them starred (``sensitive_post_parameters``).
