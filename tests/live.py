@@ -175,15 +175,19 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 @contextmanager
 def run_gunicorn(
-    env: dict[str, str], *, log: Path, access_log: Path, app: str = "authserver.wsgi"
+    env: dict[str, str], *, log: Path, access_log: Path, app: str = "authserver.wsgi",
+    command: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """gunicorn as in production (serving ``app``), on ``env["BIND"]``, until the block ends; its
-    output goes to ``log``."""
+    output goes to ``log``.  ``command``, if given, runs instead and must exec gunicorn on that
+    ``BIND`` (``bin/serve``, the container's entry point); the access log then has production's format."""
     env = {**env, "ACCESS_LOG": str(access_log)}
     base_url = f"http://{env['BIND']}"
     with log.open("wb") as server_log:
         process = subprocess.Popen(
-            [GUNICORN, "-c", "authserver/gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT, app],
+            list(command) or [
+                GUNICORN, "-c", "authserver/gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT, app,
+            ],
             cwd=PROJECT, env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
