@@ -64,6 +64,14 @@ def _metrics_directory() -> str:
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_directory()
 
 
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker that stops (SIGTERM drain, max_requests, HUP) first writes the usage counts it
+    has not written yet (clients.usage), so stopping a server loses none."""
+    from clients import usage
+
+    usage.flush(force=True)
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """A dead worker's counts stay in the sums (counters never go backwards); its live
     gauges, if any are ever defined, leave them."""

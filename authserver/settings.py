@@ -62,6 +62,9 @@ FAILED_AUTH_RATE_PER_CLIENT = env.str("FAILED_AUTH_RATE_PER_CLIENT", default="10
 # lockouts, replay records): Redis when set, else the database (tokens.shared_state).
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# How long per-client hourly usage (tokens issued, failed authentications) is kept.
+USAGE_RETENTION = parse_duration(env.str("USAGE_RETENTION", default="30d"))
+
 # PostgreSQL: each worker LISTENs for registry changes, so token requests need no query
 # (clients.changefeed). Turn off behind a transaction-pooling proxy (PgBouncer).
 REGISTRY_CHANGE_FEED = env.bool("REGISTRY_CHANGE_FEED", default=True)

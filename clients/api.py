@@ -55,6 +55,7 @@ from clients.serializers import (
     TenantInputSerializer,
     TenantPageSerializer,
     TenantSerializer,
+    UsageSerializer,
     api_errors,
 )
 from tokens.authentication import HasScope
@@ -249,6 +250,17 @@ class ClientResetSecretView(ManagementView):
         parse(EmptySerializer, request.data)
         issued = services.secret_reset(client=client)
         return Response(IssuedSecretSerializer(issued).data, headers=NO_STORE)
+
+
+@extend_schema(tags=["client"], parameters=[CLIENT_ID])
+class ClientUsageView(ManagementView):
+    @extend_schema(responses={200: UsageSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, client_id: str) -> Response:
+        """Tokens issued and failed client authentications per hour (written by each server
+        process at most a minute after they happen)."""
+        client = get_client(client_id)
+        buckets = client.usage.order_by("hour")
+        return Response(UsageSerializer({"client_id": client.client_id, "buckets": buckets}).data)
 
 
 @extend_schema(tags=["client"], parameters=[CLIENT_ID])

@@ -8,7 +8,8 @@ class ClientsConfig(AppConfig):
     verbose_name = "Client registry"
 
     def ready(self) -> None:
-        from clients import registry
+        from clients import registry, usage
 
         post_migrate.connect(registry.install_triggers, sender=self, dispatch_uid="registry-triggers")
         request_finished.connect(registry.flush_uses, dispatch_uid="registry-flush-uses")
+        request_finished.connect(usage.flush, dispatch_uid="usage-flush")

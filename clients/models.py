@@ -214,6 +214,23 @@ class ClientSecret(models.Model):
         return self.revoked is None and (self.expires is None or self.expires > at)
 
 
+class ClientUsage(models.Model):
+    """One client's tokens issued and failed authentications in one hour (``clients.usage``)."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="usage")
+    hour = models.DateTimeField(help_text="The hour's start (UTC).")
+    tokens_issued = models.PositiveIntegerField(default=0)
+    failed_authentications = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["client", "hour"]
+        constraints = [models.UniqueConstraint(fields=["client", "hour"], name="usage_one_row_per_client_hour")]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.hour:%Y-%m-%d %H}:00"
+
+
 class AuditEvent(models.Model):
     """One change to the registry or the signing keys: who, what, when (never a secret)."""
 

@@ -196,6 +196,19 @@ class SecretAddSerializer(StrictSerializer):
         return value
 
 
+class UsageBucketSerializer(serializers.Serializer):
+    """One hour of one client's use."""
+
+    hour = serializers.DateTimeField(help_text="The hour's start (UTC).")
+    tokens_issued = serializers.IntegerField()
+    failed_authentications = serializers.IntegerField(help_text="Client authentications refused, any reason.")
+
+
+class UsageSerializer(serializers.Serializer):
+    client_id = serializers.CharField()
+    buckets = UsageBucketSerializer(many=True, help_text="Hours with any use, oldest first, within USAGE_RETENTION.")
+
+
 class EmptySerializer(StrictSerializer):
     """A body that must be absent or ``{}``."""
 

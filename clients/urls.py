@@ -3,7 +3,7 @@
 A client ID may hold any printable ASCII but space (RFC 6749 Appendix A, VSCHAR), so its segment matches
 anything, ``/`` included (Django decodes ``%2F`` before routing, so an encoded slash
 cannot be told from a literal one).  The fixed suffixes are tried first: an ID that
-itself ends in ``/secrets``, ``/secrets/<x>`` or ``/reset_secret`` is reachable only
+itself ends in ``/secrets``, ``/secrets/<x>``, ``/usage`` or ``/reset_secret`` is reachable only
 through the admin and the CLI.
 """
 
@@ -19,6 +19,7 @@ urlpatterns: list[URLPattern] = [
     re_path(r"^client/?$", api.ClientListView.as_view(), name="client-list"),
     re_path(rf"{CLIENT}/reset_secret/?$", api.ClientResetSecretView.as_view(), name="client-reset-secret"),
     re_path(rf"{CLIENT}/secrets/?$", api.ClientSecretListView.as_view(), name="client-secrets"),
+    re_path(rf"{CLIENT}/usage/?$", api.ClientUsageView.as_view(), name="client-usage"),
     re_path(rf"{CLIENT}/secrets/(?P<prefix>[^/]+)/?$", api.ClientSecretDetailView.as_view(), name="client-secret"),
     re_path(rf"{CLIENT}/?$", api.ClientDetailView.as_view(), name="client-detail"),
     re_path(r"^tenant/?$", api.TenantListView.as_view(), name="tenant-list"),

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from django.test import Client as HttpClient
 
-from clients import registry
+from clients import registry, usage
 from clients.models import Client
 from clients.services import client_create
 from tests.live import gunicorn_database_url, gunicorn_server  # noqa: F401  (fixtures)
@@ -50,9 +50,11 @@ def _fresh_keyring() -> Iterator[None]:
     test (whose database, and so whose registry version, is gone)."""
     keys._cache.__init__()  # type: ignore[misc]
     registry.reset()
+    usage.reset()
     yield
     keys._cache.__init__()  # type: ignore[misc]
     registry.reset()
+    usage.reset()
 
 
 @pytest.fixture

@@ -903,6 +903,7 @@ PATHS = {
     "/client/{client_id}/reset_secret": {"post"},
     "/client/{client_id}/secrets": {"get", "post"},
     "/client/{client_id}/secrets/{prefix}": {"delete"},
+    "/client/{client_id}/usage": {"get"},
     "/tenant": {"get", "post"},
     "/tenant/{slug}": {"get", "put", "patch", "delete"},
     "/role": {"get", "post"},

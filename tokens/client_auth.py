@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from clients import registry
+from clients import registry, usage
 from clients import secrets as client_secrets
 from clients.models import CLIENT_ID_PATTERN, Client, TokenEndpointAuthMethod
 from clients.registry import ClientRecord
@@ -179,6 +179,8 @@ def metric_reason(reason: str) -> FailureReason:
 
 def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) -> None:
     record_client_authentication_failure(metric_reason(error.reason))
+    if error.client_id:
+        usage.authentication_failed(error.client_id)
     client_id = loggable_client_id(error.client_id)
     log.warning(
         "client authentication failed: reason=%r client_id=%r method=%s address=%s",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from joserfc import jws
 
+from clients import usage
 from tokens.claims import Grant, TokenSubject, access_token_claims
 from tokens.keys import keyring
 
@@ -46,6 +47,7 @@ def issue_access_token(*, client: TokenSubject, grant: Grant, now: int | None = 
     header = {"alg": signer.algorithm, "typ": JWT_TYP, "kid": signer.kid}
     payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
     token = jws.serialize_compact(header, payload, signer.key, algorithms=[signer.algorithm])
+    usage.token_issued(client.client_id)
     log.info(
         "token issued client_id=%r scope=%r aud=%r jti=%s",
         client.client_id, claims.get("scope", ""), claims["aud"], jti,
