@@ -36,7 +36,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from clients import metadata, services
+from clients import metadata, services, usage_report
 from clients.forms import (
     ClientForm,
     ConfirmForm,
@@ -46,7 +46,7 @@ from clients.forms import (
     TenantForm,
     setting_formfield,
 )
-from clients.models import AuditEvent, Client, ClientSecret, Role, Tenant
+from clients.models import AuditEvent, Client, ClientSecret, ClientUsage, Role, Tenant
 
 for model in (
     get_application_model(), get_access_token_model(), get_grant_model(),
@@ -249,7 +249,12 @@ class ClientAdmin(admin.ModelAdmin):
             name = f"{self.opts.app_label}_{self.opts.model_name}_{suffix.replace('-', '_')}"
             return path(f"<path:object_id>/{suffix}/", self.admin_site.admin_view(view), name=name)
 
+        dashboard = path(
+            "dashboard/", self.admin_site.admin_view(self.dashboard_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_dashboard",
+        )
         return [
+            dashboard,
             route("reset-secret", self.reset_secret_view),
             route("add-secret", self.add_secret_view),
             route("revoke-secret", self.revoke_secret_view),
@@ -257,6 +262,40 @@ class ClientAdmin(admin.ModelAdmin):
             route("disable", self.disable_view),
             *super().get_urls(),
         ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        client = self.get_object(request, unquote(object_id))
+        if client is not None:
+            chart = usage_report.hourly_chart(ClientUsage.objects.filter(client=client), now=timezone.now())
+            extra_context = {**(extra_context or {}), "usage_chart": chart}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """The registry at a glance (``clients.usage_report.dashboard``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        board = usage_report.dashboard(now=now)
+        tables = [
+            {"title": "Busiest clients, last 7 days", "id": "dashboard-busiest", "heading": "tokens issued",
+             "rows": [(c, c.week_issued) for c in board.busiest], "empty": "No tokens issued in 7 days."},
+            {"title": "Clients with failed authentications, last 7 days", "id": "dashboard-failing",
+             "heading": "failed authentications", "rows": [(c, c.week_failed) for c in board.failing],
+             "empty": "No failed authentications in 7 days."},
+            {"title": "Clients unused for 30 days", "id": "dashboard-unused", "heading": "last token",
+             "rows": [(c, _shown(c.last_hour, "never")) for c in board.unused],
+             "empty": "Every client older than 30 days got a token in them."},
+            {"title": "Secrets expiring within 14 days", "id": "dashboard-expiring", "heading": "secret expires",
+             "rows": [(s.client, f"{s.prefix}… {_shown(s.expires, '')}") for s in board.expiring_secrets],
+             "empty": "No live secret expires within 14 days."},
+        ]
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "title": "Usage dashboard",
+            "dashboard": board, "tables": tables,
+        }
+        return render(request, "admin/clients/dashboard.html", context)
 
     @sensitive_variables("issued")
     def reset_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -221,3 +221,62 @@ def test_operator_creates_a_client_and_resets_its_secret(
     assert problems == []
     assert any(url.endswith("/static/admin/css/base.css") for url in static_loaded), static_loaded
     assert len(screens.taken) >= 10
+
+
+@pytest.fixture
+def used_client(live_server: Any, operator: str, django_user_model: Any) -> int:
+    """A client that got 6 tokens and failed 2 authentications, counts written; made before the
+    browser starts (Playwright's event loop forbids the ORM). Returns its primary key."""
+    from clients import usage
+    from clients.services import client_create
+
+    client, issued = client_create(name="Charted service", client_id="charted")
+    for _ in range(6):
+        assert request_token(live_server.url, "charted", issued.secret).status_code == 200
+    for _ in range(2):
+        assert request_token(live_server.url, "charted", "ascs_" + "A" * 54).status_code == 401
+    usage.flush(force=True)
+    return client.pk
+
+
+def chart_numbers(page: Any, chart_id: str) -> tuple[int, int, int]:
+    """(tokens issued, failed authentications, bars drawn) as the page's SVG chart shows them."""
+    figure = page.locator(f"#{chart_id}")
+    assert figure.is_visible()
+    drawn = figure.locator("g[data-hour]")
+    issued = sum(int(drawn.nth(i).get_attribute("data-tokens-issued")) for i in range(drawn.count()))
+    failed = sum(int(drawn.nth(i).get_attribute("data-failed")) for i in range(drawn.count()))
+    # The bars really are drawn: the issued bar of a used hour has a height.
+    heights = [float(drawn.nth(i).locator("rect.issued").get_attribute("height")) for i in range(drawn.count())]
+    assert all(height > 0 for height in heights)
+    return issued, failed, drawn.count()
+
+
+def test_operator_sees_usage_on_the_client_page_and_the_dashboard(
+    live_server: Any, used_client: int, browser_page: Any, tmp_path: Path
+) -> None:
+    page, problems = browser_page
+    screens = Screens(page, tmp_path)
+    base = live_server.url
+    page.goto(f"{base}/admin/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    loaded(page)
+
+    page.goto(f"{base}/admin/clients/client/{used_client}/change/")
+    loaded(page)
+    assert chart_numbers(page, "client-usage") == (6, 2, 1)
+    assert "6 tokens issued, 2 failed authentications" in " ".join(page.text_content("#client-usage").split())
+    screens.shoot("client-usage-chart")
+
+    page.get_by_role("link", name="All clients: the usage dashboard").click()
+    loaded(page)
+    assert chart_numbers(page, "registry-usage") == (6, 2, 1)
+    busiest = page.locator("#dashboard-busiest tbody tr").first
+    assert busiest.locator("td").first.text_content() == "charted"
+    assert busiest.locator("td").last.text_content() == "6"
+    failing = page.locator("#dashboard-failing tbody tr").first
+    assert failing.locator("td").last.text_content() == "2"
+    screens.shoot("usage-dashboard")
+    assert problems == []
