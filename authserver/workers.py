@@ -10,11 +10,22 @@ that could not be parsed the rest of the connection cannot be framed).
 The description is chosen by the kind of error, never built from the request: gunicorn's
 own messages quote the offending request line or header, which may carry a credential.
 Its log lines do too, so this worker logs the kind of error and the client address only.
+
+It also drains the listen backlog when the server stops (``drain``), which gunicorn's sync
+worker does not (gunicorn issue #3397): see ``JsonErrorSyncWorker.run``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from ssl import SSLError
@@ -140,8 +151,164 @@ def error_response(error: HttpError) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n" + body).encode("ascii")
 
 
+# Linux's SO_ATTACH_FILTER (asm-generic/socket.h) and a classic BPF program for a TCP
+# listening socket, which sees each segment from its TCP header: drop a SYN without ACK (a new
+# connection: the client retransmits it, and is refused once the socket is closed), keep every
+# other segment, among them the ACKs that complete handshakes already under way.
+SO_ATTACH_FILTER = 26
+_REFUSE_NEW_CONNECTIONS = [
+    (0x30, 0, 0, 13),  # ldb [13]: the TCP flags
+    (0x54, 0, 0, 0x12),  # and #(SYN | ACK)
+    (0x15, 0, 1, 0x02),  # jeq #SYN: a new connection
+    (0x06, 0, 0, 0),  # ret #0: drop it
+    (0x06, 0, 0, 0xFFFFFFFF),  # ret #-1: keep the whole segment
+]
+# How long the last holder of a listener waits, once new connections are dropped, for the
+# handshakes already under way to complete (one round trip: microseconds on loopback, a
+# millisecond or so to a load balancer beside the node) before it closes the socket.
+HANDSHAKE_GRACE = 0.1
+# How often a worker waiting for its siblings to exit looks at which processes hold the listener.
+POLL = 0.02
+
+
+def refuse_new_connections(listener: socket.socket) -> bool:
+    """Make the kernel drop new connections to ``listener`` (TCP on Linux); connections it has
+    queued stay queued, for ``accept``.  ``shutdown(SHUT_RD)`` is no substitute: on a listening
+    socket, Linux resets every queued connection.  False where the filter is not available."""
+    if listener.family not in (socket.AF_INET, socket.AF_INET6) or listener.type != socket.SOCK_STREAM:
+        return False
+    program = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in _REFUSE_NEW_CONNECTIONS))
+    fprog = struct.pack("HL", len(_REFUSE_NEW_CONNECTIONS), ctypes.addressof(program))
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True  # the kernel copies the program: ``program`` may go
+
+
+def _inode(listener: socket.socket) -> str:
+    return f"socket:[{os.fstat(listener.fileno()).st_ino}]"
+
+
+def holders(inodes: set[str], pids: Iterable[int | str] | None = None) -> set[int] | None:
+    """The processes (among ``pids``, else all) with one of ``inodes`` open, as /proc shows
+    them; None where /proc does not.  Processes it may not look into are not counted."""
+    found: set[int] = set()
+    try:
+        candidates = list(pids) if pids is not None else [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in candidates:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # gone, a zombie, or not ours
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    found.add(int(pid))
+                    break
+            except OSError:
+                continue
+    return found
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class JsonErrorSyncWorker(SyncWorker):
-    """gunicorn's sync worker; ``handle_error`` answers with ``error_response``."""
+    """gunicorn's sync worker; ``handle_error`` answers with ``error_response``; when the whole
+    server stops, the worker serves the connections still queued on the listener (``drain``)."""
+
+    def run(self) -> None:
+        super().run()
+        if not self.alive:  # SIGTERM (or max_requests); not a parent that died
+            self.drain(deadline=time.monotonic() + self.cfg.graceful_timeout * 0.9)
+
+    def _accept_queued(self, deadline: float, limit: int | None = None) -> int:
+        """Serve the connections queued on the listeners now (at most ``limit`` from each), as
+        gunicorn's loop would; how many."""
+        served = 0
+        for listener in self.sockets:
+            taken = 0
+            while time.monotonic() < deadline and (limit is None or taken < limit):
+                self.notify()
+                try:
+                    self.accept(listener)
+                except OSError as e:
+                    if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                        break
+                    if e.errno != errno.ECONNABORTED:
+                        self.log.debug("Drain: accept failed: %s", e)
+                        break
+                    continue
+                served += 1
+                taken += 1
+        return served
+
+    def _wait(self, seconds: float) -> None:
+        try:
+            select.select(self.sockets, [], [], max(0.0, seconds))
+        except (OSError, ValueError):
+            time.sleep(max(0.0, seconds))
+
+    def drain(self, deadline: float) -> None:
+        """Serve every connection the kernel queued on the listeners before they close.
+
+        A connection queued (handshake done) but never accepted is reset when the last copy of
+        the listening socket closes.  gunicorn's master closes its copy before it sends SIGTERM;
+        the workers hold the others.  So: while the master (or another server, as after a USR2
+        re-exec) still holds the socket, it serves the queue, and this worker just exits.
+        Otherwise all the master's workers are stopping: each exits after the request it holds
+        but the one with the lowest pid, which keeps accepting until it is the last holder,
+        then has the kernel drop new connections (``refuse_new_connections``: those clients
+        are refused once the socket is closed), serves what is left, the handshakes under way
+        included, and exits: nothing can be queued behind it.  All within ``deadline``, before
+        the master's graceful_timeout; past it the worker exits as gunicorn's would."""
+        if not self.sockets:
+            return
+        try:
+            inodes = {_inode(listener) for listener in self.sockets}
+        except OSError:
+            return
+        try:
+            os.listdir(f"/proc/{self.ppid}/fd")
+        except OSError:
+            return  # no /proc, or one that hides the master's sockets: no way to tell who listens
+        if holders(inodes, [self.ppid]):
+            return  # the master still listens: HUP, fewer workers, max_requests
+        others = holders(inodes)
+        if others is None:  # no /proc after all: serve what is queued, and go
+            self._accept_queued(deadline)
+            return
+        me = os.getpid()
+        others.discard(me)
+        if any(pid < me or _parent(pid) != self.ppid for pid in others):
+            return  # a stopping worker with a lower pid drains last, or another server serves
+        # The others are workers of this master, stopping: none accepts again.  No process can
+        # come to hold the sockets any more (the others do not fork), so only they are watched.
+        while others:
+            if time.monotonic() >= deadline:
+                return
+            if not self._accept_queued(deadline, limit=1):
+                self._wait(POLL)
+            others = holders(inodes, others) or set()
+        # The last holder: no one else will ever accept from these sockets.
+        filtered = [refuse_new_connections(listener) for listener in self.sockets]
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self._accept_queued(deadline):
+                quiet_since = time.monotonic()
+            elif not all(filtered) or time.monotonic() - quiet_since >= HANDSHAKE_GRACE:
+                break
+            else:
+                self._wait(HANDSHAKE_GRACE / 5)
+        self.log.info("Drained the listen backlog")
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         started = datetime.now()
