@@ -41,7 +41,7 @@ from jwskate import Jwk
 from requests_oauth2client import OAuth2Client, PrivateKeyJwt
 from requests_oauth2client.exceptions import EndpointError
 
-from tests.workload_issuer import SigningKey, jwk_set
+from tests.workload_issuer import JwksServer, SigningKey, jwk_set, jwks_server_fixture  # noqa: F401  (fixture)
 
 AUDIENCE = "https://api.example.com"
 TTL = 600
@@ -246,13 +246,18 @@ def requests_oauth2client_fetch(*, audience_is_issuer: bool = False) -> Fetch:
         )
         # testing=True: the live server is plain http on a custom port.
         oauth2client = OAuth2Client(token_endpoint=server.token_url, auth=auth, testing=True)
+        responses: list[requests.Response] = []
+        oauth2client.session.hooks["response"].append(lambda response, *args, **kwargs: responses.append(response))
         try:
             token = oauth2client.client_credentials(scope=scope)
         except EndpointError as error:
             raise Refused(error.error, error.response.status_code) from error
         finally:
             oauth2client.session.close()
-        return Token(token.access_token, token.token_type, int(token.expires_in or 0), str(token.scope))
+        # BearerToken.expires_in is the time left (it counts down from expires_at): the sent value.
+        expires_in = int(responses[-1].json()["expires_in"])
+        assert token.expires_at is not None and token.expires_in is not None and 0 < token.expires_in <= expires_in
+        return Token(token.access_token, token.token_type, expires_in, str(token.scope))
 
     return fetch
 
@@ -365,8 +370,8 @@ CASES = [
     ("go-jose-x-oauth2", "ES256"), ("go-jose-x-oauth2", "RS256"), ("go-jose-x-oauth2", "PS256"),
     ("go-jose-x-oauth2", "EdDSA"),
 ]
-# One refusal per library; the libraries differ only in how they sign and report.
-REFUSING = ["authlib", "requests-oauth2client", "openid-client", "go-jose-x-oauth2"]
+# One of each library, where only how they sign and report matters.
+EACH_LIBRARY = ["authlib", "requests-oauth2client", "openid-client", "go-jose-x-oauth2"]
 
 
 @pytest.fixture
@@ -424,7 +429,7 @@ def test_library_gets_a_verifiable_token(
 
 
 @pytest.mark.parametrize("signer", ["unregistered-key", "other-key-under-registered-kid"])
-@pytest.mark.parametrize("library", REFUSING)
+@pytest.mark.parametrize("library", EACH_LIBRARY)
 def test_key_the_client_never_registered_is_invalid_client(
     request: pytest.FixtureRequest, server: Server, register: Callable[..., Any], library: str, signer: str,
 ) -> None:
@@ -435,3 +440,26 @@ def test_key_the_client_never_registered_is_invalid_client(
     with pytest.raises(Refused) as refused:
         fetch(server, client.client_id, SigningKey.generate("ES256", kid=kid), SCOPE)
     assert (refused.value.error, refused.value.status) == ("invalid_client", 401)
+
+
+@pytest.mark.parametrize("library", EACH_LIBRARY)
+def test_library_with_a_jwks_uri_client_across_a_key_rotation(
+    request: pytest.FixtureRequest, server: Server, make_client: Callable[..., Any], jwks_server: JwksServer,
+    library: str,
+) -> None:
+    """DESIGN §9.1: the keys come from the client's ``jwks_uri`` (plain http on loopback), fetched
+    once; when the client rotates (the new kid is unknown), the server refetches at once."""
+    fetch = LIBRARIES[library](request)
+    client, secret = make_client(
+        token_endpoint_auth_method="private_key_jwt", jwks_uri=jwks_server.jwks_uri,
+        allowed_scopes=ALLOWED_SCOPES, audiences=[AUDIENCE], access_token_ttl=TTL,
+    )
+    assert secret is None
+    for _ in range(2):
+        token = fetch(server, client.client_id, jwks_server.current, SCOPE)
+        assert_verifiable(server, token, client_id=client.client_id, scope=SCOPE)
+    assert jwks_server.hits() == 1
+    rotated = jwks_server.rotate(keep_old=False)
+    token = fetch(server, client.client_id, rotated, SCOPE)
+    assert_verifiable(server, token, client_id=client.client_id, scope=SCOPE)
+    assert jwks_server.hits() == 2
