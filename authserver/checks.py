@@ -112,6 +112,14 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             messages.append(
                 Error(f"{name}: {error}.", hint="e.g. 100/m, 10/m, 1000/h, 5/10m, or off.", id="authserver.E008")
             )
+    if settings.CLIENT_ASSERTION_AUDIENCE not in ("any", "issuer"):
+        messages.append(
+            Error(
+                f"CLIENT_ASSERTION_AUDIENCE is {settings.CLIENT_ASSERTION_AUDIENCE!r}.",
+                hint='"any" (the issuer, the token endpoint or the endpoint called) or "issuer" (the issuer alone).',
+                id="authserver.E009",
+            )
+        )
     if not settings.SECRET_HASH_KEY and not settings.DEBUG:
         messages.append(
             Warning(

@@ -50,6 +50,12 @@ SIGNING_KEY_REFRESH_SECONDS = parse_duration(env.str("SIGNING_KEY_REFRESH", defa
 # Default `aud` for clients without allowed audiences (RFC 9068 requires one); empty: ISSUER.
 DEFAULT_AUDIENCE = env.str("DEFAULT_AUDIENCE", default="")
 
+# private_key_jwt (RFC 7523): which `aud` a client assertion may name ("any": the issuer, the
+# token endpoint or the endpoint called; "issuer": the issuer alone, as rfc7523bis asks), and
+# how far ahead its `exp` may lie.
+CLIENT_ASSERTION_AUDIENCE = env.str("CLIENT_ASSERTION_AUDIENCE", default="any").strip().lower()
+CLIENT_ASSERTION_MAX_LIFETIME = parse_duration(env.str("CLIENT_ASSERTION_MAX_LIFETIME", default="1h"))
+
 # Proxies whose X-Forwarded-For names the caller's address (IP allowlists).
 TRUSTED_PROXIES = tuple(
     ipaddress.ip_network(cidr, strict=False) for cidr in env.list("TRUSTED_PROXIES", default=[])

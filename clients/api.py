@@ -168,7 +168,7 @@ def get_client(client_id: str, *, detail: bool = False) -> Client:
         raise NotFound(f"No client {client_id!r}.") from None
 
 
-def create_client(data: ClientInputSerializer) -> tuple[Client, services.IssuedSecret]:
+def create_client(data: ClientInputSerializer) -> tuple[Client, services.IssuedSecret | None]:
     return services.client_create(
         client_id=data.validated_data.get("client_id"), tenants=data.validated_data.get("tenants", ()),
         roles=data.validated_data.get("roles", ()), **data.model_fields(),
@@ -200,11 +200,17 @@ class ClientListView(ManagementView):
 
     @extend_schema(request=ClientInputSerializer, responses={201: ClientCreatedSerializer, 400: BAD_REQUEST})
     def post(self, request: Request) -> Response:
-        """Register a client (RFC 7591 §3.2.1 style); the response shows its secret this once."""
+        """Register a client (RFC 7591 §3.2.1 style); the response shows its secret this once.
+
+        A private_key_jwt client has no secret: its response has no client_secret."""
         data = parse(ClientInputSerializer, request.data)
         with field_errors():
             client, issued = create_client(data)
-        body = ClientCreatedSerializer(get_client(client.client_id, detail=True), context={"issued": issued}).data
+        created = get_client(client.client_id, detail=True)
+        if issued is None:
+            body = ClientDetailSerializer(created).data
+        else:
+            body = ClientCreatedSerializer(created, context={"issued": issued}).data
         location = f"/client/{quote(client.client_id, safe='')}"
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location, **NO_STORE})
 

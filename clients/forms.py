@@ -8,6 +8,7 @@ forms only parse and validate: every write goes through ``clients.services``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from authserver.durations import parse_duration
-from clients import metadata
+from clients import jwks, metadata
 from clients.models import SCOPE_TOKEN_PATTERN, Client, ClientSecret, Role, Tenant, validate_client_id
 from clients.secrets import generate_client_id
 
@@ -119,6 +120,50 @@ class DurationTextField(forms.CharField):
             return True
 
 
+def key_set_from_text(text: str) -> dict[str, Any] | None:
+    """A JWK Set typed as JSON, or PEM public keys (each given its thumbprint as ``kid``);
+    ``None`` for empty text.  Raises ``jwks.InvalidKeySet``."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.startswith("-----BEGIN"):
+        return jwks.key_set_from_pem(text)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise jwks.InvalidKeySet("Paste a JWK Set (JSON) or PEM public keys.") from None
+    if not isinstance(value, dict):
+        raise jwks.InvalidKeySet('A JWK Set is a JSON object with a "keys" array (RFC 7517 §5).')
+    return value
+
+
+class JwksTextField(forms.CharField):
+    """A JWK Set pasted as JSON, or PEM public keys; shown back as indented JSON."""
+
+    widget = forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false", "class": "vLargeTextField"})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return json.dumps(value, indent=2)
+        return value
+
+    def to_python(self, value: Any) -> dict[str, Any] | None:  # type: ignore[override]
+        try:
+            return key_set_from_text(super().to_python(value) or "")
+        except jwks.InvalidKeySet as error:
+            raise ValidationError(str(error), code="invalid_jwks") from None
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return (initial or None) != self.to_python(data)
+        except ValidationError:
+            return True
+
+
 def setting_formfield(db_field: Any) -> forms.Field | None:
     """The form field of a client setting (``clients.metadata``); ``None`` for other fields."""
     setting = metadata.BY_NAME.get(db_field.name)
@@ -134,6 +179,8 @@ def setting_formfield(db_field: Any) -> forms.Field | None:
         return CidrListField(**options)
     if kind is metadata.Kind.DURATION:
         return DurationTextField(placeholder="server default", **options)
+    if kind is metadata.Kind.JWKS:
+        return JwksTextField(**options)
     if kind is metadata.Kind.CHOICES:
         return forms.MultipleChoiceField(
             choices=setting.choices, required=False, initial=setting.create_default,

@@ -35,6 +35,7 @@ class Kind(enum.Enum):
     DURATION = "duration"  # seconds, or null for the server default; typed as 90s, 10m, 1h, 1d
     CHOICE = "choice"  # one of the model field's choices; "" (unset) shown as null in the API
     CHOICES = "choices"  # several of ``choices``
+    JWKS = "jwks"  # a JWK Set (RFC 7517 §5) of public keys, or null; a PEM public key in the admin and CLI
 
 
 class Section(enum.Enum):
@@ -110,12 +111,39 @@ SETTINGS: tuple[Setting, ...] = (
         "<code>90s</code>, <code>10m</code>, <code>1h</code>, <code>1d</code>. Empty: the server default.",
     ),
     Setting(
-        "token_endpoint_auth_method", "token_endpoint_auth_method", Kind.CHOICE, label="How it sends its secret",
+        "token_endpoint_auth_method", "token_endpoint_auth_method", Kind.CHOICE, label="How it authenticates",
         section=Section.AUTHENTICATION, cli="--auth-method",
-        cli_help="Restrict client authentication to one method (default: either).",
-        help="HTTP Basic (an <code>Authorization</code> header), the form body "
-        "(<code>client_id</code> and <code>client_secret</code> fields), or either.",
-        api_help="RFC 7591 token_endpoint_auth_method; null (or \"\" on input): either. Returned as null when unset.",
+        cli_help="Restrict client authentication to one method (default: a secret, either way).",
+        help="A secret in HTTP Basic (an <code>Authorization</code> header) or in the form body "
+        "(<code>client_id</code> and <code>client_secret</code> fields), either of those, or a JWT the "
+        "client signs with its private key (<code>private_key_jwt</code>, RFC 7523: no secret; register "
+        "its public keys below).",
+        api_help="RFC 7591 token_endpoint_auth_method; null (or \"\" on input): a secret, either way. "
+        "Returned as null when unset. private_key_jwt needs jwks or jwks_uri and admits nothing else.",
+    ),
+    Setting(
+        "jwks", "jwks", Kind.JWKS, label="Public keys", section=Section.AUTHENTICATION, cli="--jwks-file",
+        cli_help="A file with the client's public keys: a JWK Set (JSON) or PEM public keys.",
+        help="The public keys the client signs its assertions with: paste a JWK Set "
+        "(<code>{\"keys\": [...]}</code>) or one or more PEM public keys "
+        "(<code>-----BEGIN PUBLIC KEY-----</code>). Never a private key.",
+        api_help="RFC 7591 jwks: a JWK Set of public keys (EC P-256/P-384, RSA 2048+, Ed25519); "
+        "a key with private members is refused. Not together with jwks_uri.",
+    ),
+    Setting(
+        "jwks_uri", "jwks_uri", Kind.TEXT, label="Public keys URL", section=Section.AUTHENTICATION,
+        cli="--jwks-uri", cli_help="Where the client publishes its JWK Set (https).",
+        help="Instead of pasting keys: the https URL where the client publishes its JWK Set. It is "
+        "fetched (2 s timeout, no redirects, at most 64 KiB) and cached.",
+        api_help="RFC 7591 jwks_uri (https; http only for a loopback host). Not together with jwks.",
+    ),
+    Setting(
+        "token_endpoint_auth_signing_alg", "token_endpoint_auth_signing_alg", Kind.CHOICE,
+        label="Assertion algorithm", section=Section.AUTHENTICATION, cli="--signing-alg",
+        cli_help="The one JWS algorithm the client's assertions may use (default: any supported).",
+        help="The one algorithm the client's assertions may be signed with. Empty: any of ES256, ES384, "
+        "PS256, RS256, EdDSA that fits the key.",
+        api_help="RFC 7591 token_endpoint_auth_signing_alg; null: any supported algorithm fitting the key.",
     ),
     Setting(
         "allowed_ips", "allowed_ips", Kind.CIDRS, label="Allowed IP ranges", section=Section.AUTHENTICATION,

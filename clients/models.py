@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from oauth2_provider.models import AbstractApplication
 
+from clients.jwks import SIGNING_ALGORITHMS, validate_https_url, validate_jwks
 from clients.secrets import generate_client_id
 
 # RFC 6749 §2.2 leaves the client identifier's syntax to us; the client_id
@@ -70,11 +71,32 @@ class GrantType(models.TextChoices):
 
 
 class TokenEndpointAuthMethod(models.TextChoices):
-    """RFC 7591 §2 names; an empty value lets the client use either."""
+    """RFC 7591 §2 names; an empty value lets the client send its secret either way."""
 
-    ANY = "", "Either"
-    CLIENT_SECRET_BASIC = "client_secret_basic", "HTTP Basic (client_secret_basic)"
-    CLIENT_SECRET_POST = "client_secret_post", "Form body (client_secret_post)"
+    ANY = "", "A secret, either way"
+    CLIENT_SECRET_BASIC = "client_secret_basic", "A secret in HTTP Basic (client_secret_basic)"
+    CLIENT_SECRET_POST = "client_secret_post", "A secret in the form body (client_secret_post)"
+    PRIVATE_KEY_JWT = "private_key_jwt", "A JWT signed with its private key (private_key_jwt)"
+
+
+# Methods that present a client secret.
+_M = TokenEndpointAuthMethod
+SECRET_METHODS = frozenset({_M.ANY, _M.CLIENT_SECRET_BASIC, _M.CLIENT_SECRET_POST})
+
+
+
+class SigningAlgorithm(models.TextChoices):
+    """The JWS algorithms ``clients.jwks.SIGNING_ALGORITHMS`` names; empty: any of them."""
+
+    ANY = "", "Any supported"
+    ES256 = "ES256"
+    ES384 = "ES384"
+    PS256 = "PS256"
+    RS256 = "RS256"
+    EDDSA = "EdDSA"
+
+
+assert tuple(SigningAlgorithm.values[1:]) == SIGNING_ALGORITHMS  # noqa: S101 (one list, two spellings)
 
 
 class Tenant(models.Model):
@@ -154,6 +176,18 @@ class Client(AbstractApplication):
     token_endpoint_auth_method = models.CharField(
         max_length=32, choices=TokenEndpointAuthMethod.choices, default="", blank=True
     )
+    jwks = models.JSONField(
+        null=True, blank=True, default=None, validators=[validate_jwks],
+        help_text="Public keys (a JWK Set, RFC 7517 §5) the client signs its assertions with.",
+    )
+    jwks_uri = models.CharField(
+        max_length=2000, blank=True, default="", validators=[validate_https_url],
+        help_text="Where the client publishes its JWK Set (https; http only for loopback).",
+    )
+    token_endpoint_auth_signing_alg = models.CharField(
+        max_length=16, choices=SigningAlgorithm.choices, default="", blank=True,
+        help_text="The one JWS algorithm its assertions may use; empty: any supported one.",
+    )
     access_token_ttl = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds. Empty: the server default."
     )
@@ -173,6 +207,21 @@ class Client(AbstractApplication):
 
     def __str__(self) -> str:
         return self.client_id
+
+    def clean(self) -> None:
+        """RFC 7591 §2: ``jwks`` and ``jwks_uri`` never both; ``private_key_jwt`` needs one."""
+        super().clean()
+        if self.jwks and self.jwks_uri:
+            raise ValidationError({"jwks_uri": "Register jwks or jwks_uri, not both."})
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT and not (
+            self.jwks or self.jwks_uri
+        ):
+            raise ValidationError({"jwks": "A private_key_jwt client needs jwks or jwks_uri."})
+
+    @property
+    def uses_secret(self) -> bool:
+        """Whether the client authenticates with a secret (so creating it makes one)."""
+        return self.token_endpoint_auth_method in SECRET_METHODS
 
     def allows_grant(self, grant_type: str) -> bool:
         return grant_type in self.grant_types

@@ -106,6 +106,7 @@ class _Cache:
         self.marker: tuple[int, int] | None = None
         self.read_at = 0.0
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
+        self.clients: dict[str, ClientRecord] = {}
         self.touched: dict[int, datetime] = {}
         self.pending: dict[int, datetime] = {}
 
@@ -163,11 +164,11 @@ def observed_key_version() -> int | None:
     return _cache.keys_version
 
 
-def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
-    """Secrets with ``prefix`` of the clients named, live or not, preferred client first.
+def _fresh_version() -> int:
+    """The registry version, with this process's snapshots dropped when it moved.
 
-    One query (the version) when every client is in this process's snapshot, and none
-    while this worker's PostgreSQL change feed listens and has seen no change.
+    One query (the version), or none while this worker's PostgreSQL change feed listens
+    and has seen no change.
     """
     cache = _cache
     # The feed's marker is read before the version: a commit after the read notifies,
@@ -187,24 +188,54 @@ def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
         with cache.lock:
             if version != cache.version:
                 cache.entries = {}
+                cache.clients = {}
                 cache.version = version
             cache.marker = marker
+    return version
+
+
+def _remember(store: dict[Any, Any], key: Any, value: Any, version: int) -> None:
+    with _cache.lock:
+        if _cache.version == version:
+            if len(store) >= MAX_ENTRIES:
+                store.pop(next(iter(store)))
+            store[key] = value
+
+
+def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
+    """Secrets with ``prefix`` of the clients named, live or not, preferred client first."""
+    version = _fresh_version()
     found: list[Candidate] = []
     for client_id in client_ids:
         key = (client_id, prefix)
-        entry = cache.entries.get(key)
+        entry = _cache.entries.get(key)
         if entry is None:
             # Loaded after reading the version, so never older than it.
             entry = _load(client_id, prefix)
             if not entry:
                 continue  # unknown clients and foreign prefixes are not remembered
-            with cache.lock:
-                if cache.version == version:
-                    if len(cache.entries) >= MAX_ENTRIES:
-                        cache.entries.pop(next(iter(cache.entries)))
-                    cache.entries[key] = entry
+            _remember(_cache.entries, key, entry, version)
         found.extend(entry)
     return found
+
+
+def client(client_id: str) -> ClientRecord | None:
+    """The client with this id, for methods that present no secret (``private_key_jwt``).
+
+    The same snapshot and version check as ``candidates``; unknown ids are not remembered.
+    """
+    version = _fresh_version()
+    record = _cache.clients.get(client_id)
+    if record is None:
+        row = (
+            Client.objects.filter(client_id=client_id).order_by()
+            .values("pk", "client_id", *_CLIENT_FIELDS).first()
+        )
+        if row is None:
+            return None
+        record = _record(row["pk"], row["client_id"], {name: row[name] for name in _CLIENT_FIELDS})
+        _remember(_cache.clients, client_id, record, version)
+    return record
 
 
 _CLIENT_FIELDS = tuple(setting.name for setting in metadata.token_path_settings())
@@ -220,7 +251,22 @@ def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
     if not rows:
         return ()
     first = rows[0]
-    client_pk = first["client_id"]
+    record = _record(
+        first["client_id"], first["client__client_id"], {name: first[f"client__{name}"] for name in _CLIENT_FIELDS}
+    )
+    return tuple(
+        Candidate(
+            client=record,
+            secret=SecretRecord(
+                pk=row["pk"], hash=row["hash"], hash_key_id=row["hash_key_id"], expires=row["expires"],
+                revoked=row["revoked"], last_used=row["last_used"],
+            ),
+        )
+        for row in rows
+    )
+
+
+def _record(client_pk: int, client_id: str, settings: dict[str, Any]) -> ClientRecord:
     tenants = tuple(Tenant.objects.filter(clients=client_pk).order_by("slug").values_list("slug", flat=True))
     roles = tuple(
         (tenant, f"{tenant}/{name}" if tenant is not None else name)
@@ -228,24 +274,12 @@ def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
         .order_by("tenant__slug", "name")
         .values_list("name", "tenant__slug")
     )
-    client = ClientRecord(
+    return ClientRecord(
         pk=client_pk,
-        client_id=first["client__client_id"],
-        settings=MappingProxyType(
-            {name: _frozen(first[f"client__{name}"]) for name in _CLIENT_FIELDS}
-        ),
+        client_id=client_id,
+        settings=MappingProxyType({name: _frozen(value) for name, value in settings.items()}),
         tenants=tenants,
         roles=roles,
-    )
-    return tuple(
-        Candidate(
-            client=client,
-            secret=SecretRecord(
-                pk=row["pk"], hash=row["hash"], hash_key_id=row["hash_key_id"], expires=row["expires"],
-                revoked=row["revoked"], last_used=row["last_used"],
-            ),
-        )
-        for row in rows
     )
 
 

@@ -116,6 +116,23 @@ class OptionalChoiceField(serializers.ChoiceField):
         return super().validate_empty_values(data)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 20}},
+        "description": "A JWK Set (RFC 7517 §5) of public signing keys; null: none.",
+        "example": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "...", "y": "..."}]},
+    }
+)
+class JwksField(serializers.JSONField):
+    """A JWK Set as JSON, or null; the model validates its keys (``clients.jwks``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not know, so that a typo is a 400 rather than silently ignored.
 
@@ -244,6 +261,8 @@ def _setting_field(setting: metadata.Setting, *, writable: bool) -> serializers.
         return serializers.IntegerField(allow_null=True, **options)
     if kind is metadata.Kind.CHOICE:
         return OptionalChoiceField(choices=model_field.choices, **options)
+    if kind is metadata.Kind.JWKS:
+        return JwksField(**options)
     raise AssertionError(f"no API field for {kind}")
 
 

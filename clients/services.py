@@ -156,10 +156,13 @@ def client_create(
     roles: Sequence[str] = (),
     owner: AbstractBaseUser | None = None,
     **values: Any,
-) -> tuple[Client, IssuedSecret]:
+) -> tuple[Client, IssuedSecret | None]:
     """Create a confidential client; ``values`` are client settings by model name
     (``clients.metadata``: ``name``, ``allowed_scopes``, ...), each missing one taking
     its create default (enabled, allowed the client credentials grant).
+
+    A client that authenticates with a secret gets its first one, returned in clear this
+    once; a key-only client (``private_key_jwt``) gets none (DESIGN §9.1).
 
     Raises ``ValidationError`` (and creates nothing) on any invalid field.
     """
@@ -173,8 +176,8 @@ def client_create(
     client.save()
     client.tenants.set(resolve_tenants(tenants))
     client.roles.set(resolve_roles(roles))
-    issued = _new_secret(client)
-    changes = {**_snapshot(client), "prefix": issued.record.prefix}
+    issued = _new_secret(client) if client.uses_secret else None
+    changes = {**_snapshot(client), "prefix": issued.record.prefix if issued is not None else None}
     audit.record("client.created", target=client.client_id, changes=changes)
     return client, issued
 

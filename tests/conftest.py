@@ -16,7 +16,7 @@ from clients import registry, usage
 from clients.models import Client
 from clients.services import client_create
 from tests.live import gunicorn_database_url, gunicorn_server  # noqa: F401  (fixtures)
-from tokens import keys
+from tokens import keys, remote_keys
 
 pytest_plugins = ["tests.leakcheck"]
 
@@ -51,20 +51,23 @@ def _fresh_keyring() -> Iterator[None]:
     keys._cache.__init__()  # type: ignore[misc]
     registry.reset()
     usage.reset()
+    remote_keys.reset()
     yield
     keys._cache.__init__()  # type: ignore[misc]
     registry.reset()
     usage.reset()
+    remote_keys.reset()
 
 
 @pytest.fixture
-def make_client(db: None) -> Callable[..., tuple[Client, str]]:
-    """``make_client(**client_create kwargs) -> (client, secret)``."""
+def make_client(db: None) -> Callable[..., tuple[Client, Any]]:
+    """``make_client(**client_create kwargs) -> (client, secret)``; the secret is ``None``
+    for a key-only client (``token_endpoint_auth_method="private_key_jwt"``)."""
 
-    def make(**kwargs: Any) -> tuple[Client, str]:
+    def make(**kwargs: Any) -> tuple[Client, Any]:
         kwargs.setdefault("name", "test service")
         client, issued = client_create(**kwargs)
-        return client, issued.secret
+        return client, issued.secret if issued is not None else None
 
     return make
 

@@ -8,8 +8,9 @@ test session this plugin
   exception text), on the root logger and on every logger that does not propagate;
 - reads, at the end, every ``*.log`` file under the session's base temporary directory
   (the live gunicorn servers write their output and access logs there);
-- records every secret, secret hash and token the suite made: in process by wrapping
-  ``generate_secret``, ``hash_secret`` and ``issue_access_token``; in subprocesses from
+- records every secret, secret hash and token the suite made or presented: in process by
+  wrapping ``generate_secret``, ``hash_secret``, ``issue_access_token`` and the parser of
+  client assertions (``tokens.private_key_jwt.parse``); in subprocesses from
   their output (``createclient --json``), from ``requests`` responses and from the
   ``SECRET_HASH_KEY`` in their environment, so their hashes are known too;
 
@@ -282,6 +283,7 @@ class LeakCheck:
 
         import clients.secrets
         import tokens.issuing
+        import tokens.private_key_jwt
 
         known = self.known
 
@@ -291,6 +293,8 @@ class LeakCheck:
         _wrap(self.patch, clients.secrets, "generate_secret", lambda secret: known.add_secret(secret))
         _wrap(self.patch, clients.secrets, "hash_secret", hashed)
         _wrap(self.patch, tokens.issuing, "issue_access_token", lambda token, **_: known.add_token(token.access_token))
+        # Client assertions and workload tokens, as the server reads them.
+        _wrap(self.patch, tokens.private_key_jwt, "parse", lambda _, token: known.add_token(token))
 
         send = requests.Session.send
 

@@ -249,7 +249,7 @@ def live_nodes(
             process = stack.enter_context(run_gunicorn(node_env, log=log, access_log=access_log))
             nodes.append(LiveServer(
                 base_url=f"http://127.0.0.1:{port}", env={**node_env, "ACCESS_LOG": str(access_log)},
-                client_id=credentials["client_id"], client_secret=credentials["client_secret"],
+                client_id=credentials["client_id"], client_secret=credentials.get("client_secret", ""),
                 access_log=access_log, process=process, name=name, log=log,
             ))
         yield nodes

@@ -6,11 +6,13 @@ from the model."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client as HttpClient
+from joserfc.jwk import ECKey
 
 from clients import metadata, registry
 from clients.management.commands.createclient import Command as CreateClient
@@ -32,12 +34,19 @@ SAMPLE: dict[str, Any] = {
     "audiences": ["https://api.example.com/"],
     "access_token_ttl": 600,
     "token_endpoint_auth_method": "client_secret_post",
+    "jwks": {"keys": [{**ECKey.generate_key("P-256").as_dict(private=False), "kid": "sample-1"}]},
+    "jwks_uri": "",
+    "token_endpoint_auth_signing_alg": "ES256",
     "allowed_ips": ["10.0.0.0/8"],
 }
+# jwks and jwks_uri exclude each other: the second sample sets the one the first leaves unset.
+SAMPLE_URI: dict[str, Any] = {**SAMPLE, "jwks": None, "jwks_uri": "https://keys.example.com/jwks.json"}
+DEFAULTS_KEPT = {"jwks_uri"}  # settings SAMPLE leaves at their default (SAMPLE_URI sets them)
 
 
 def test_every_setting_is_a_model_field_with_a_sample() -> None:
     assert set(SAMPLE) == set(metadata.BY_NAME)
+    assert {name for name in SAMPLE if SAMPLE[name] == SAMPLE_URI[name]} == set(SAMPLE) - {"jwks", *DEFAULTS_KEPT}
     for setting in metadata.SETTINGS:
         Client._meta.get_field(setting.name)  # raises for a declaration without a column
     assert len(metadata.BY_API_NAME) == len(metadata.SETTINGS)  # API names are unique
@@ -66,51 +75,60 @@ def test_createclient_has_a_flag_for_every_setting_that_declares_one(setting: An
     assert declared.cli in parser._option_string_actions
 
 
+@pytest.mark.parametrize("sample", [SAMPLE, SAMPLE_URI], ids=["jwks", "jwks_uri"])
 def test_a_setting_set_through_the_api_reaches_the_admin_the_audit_trail_and_the_token_path(
-    make_client, admin_client: HttpClient, http: HttpClient
+    make_client, admin_client: HttpClient, http: HttpClient, sample: dict[str, Any]
 ) -> None:
     ops, ops_secret = make_client(client_id="ops-bot", allowed_scopes=["clients:write"])
     token = post_token(http, {"grant_type": "client_credentials"}, authorization=basic("ops-bot", ops_secret))
     client, secret = make_client(name="before")
+    before = {name: getattr(client, name) for name in sample}
     # The API's own spelling of each sample value (scope strings, null for unset, ...).
     fields = ClientSerializer().fields
-    api_body = {s.api_name: fields[s.api_name].to_representation(SAMPLE[s.name]) for s in metadata.SETTINGS}
+    api_body = {s.api_name: fields[s.api_name].to_representation(sample[s.name]) for s in metadata.SETTINGS}
     response = http.patch(
         f"/client/{client.client_id}", api_body, content_type="application/json",
         headers={"Authorization": f"Bearer {token.json()['access_token']}"},
     )
     assert response.status_code == 200, response.content
     client.refresh_from_db()
-    assert {name: getattr(client, name) for name in SAMPLE} == SAMPLE
+    assert {name: getattr(client, name) for name in sample} == sample
     # The audit trail names every setting that changed.
     changed = AuditEvent.objects.filter(action="client.updated").get().changes
-    assert set(changed) == set(SAMPLE)
+    assert set(changed) == {name for name in sample if sample[name] != before[name]}
     # The admin page shows each value.
     form = admin_client.get(f"/admin/clients/client/{client.pk}/change/").context["adminform"].form
-    for name, value in SAMPLE.items():
+    for name, value in sample.items():
         assert form[name].value() in (value, form.fields[name].prepare_value(value)), name
     # The token path sees every setting it reads.
     record = registry.candidates([client.client_id], secret_prefix(secret))[0].client
     for setting in metadata.token_path_settings():
-        expected = SAMPLE[setting.name]
+        expected = sample[setting.name]
         assert getattr(record, setting.name) == (tuple(expected) if isinstance(expected, list) else expected)
     with pytest.raises(AttributeError):
         record.name  # noqa: B018  (not on the token path: not in the snapshot)
 
 
-def test_createclient_sets_every_setting_with_a_flag(db: None) -> None:
+def test_createclient_sets_every_setting_with_a_flag(db: None, tmp_path: Any) -> None:
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(SAMPLE["jwks"]))
     args = {
         "--scope": ["invoices:read", "invoices:write"], "--default-scope": ["invoices:read"],
         "--audience": ["https://api.example.com/"], "--ttl": ["10m"], "--auth-method": ["client_secret_post"],
-        "--allow-ip": ["10.0.0.0/8"],
+        "--jwks-file": [str(jwks_file)], "--signing-alg": ["ES256"], "--allow-ip": ["10.0.0.0/8"],
     }
-    assert set(args) == {s.cli for s in metadata.SETTINGS if s.cli}
-    argv = [item for flag, values in args.items() for value in values for item in (flag, value)]
-    call_command("createclient", "Billing backend", "--client-id", "cli-billing", *argv, stdout=io.StringIO())
-    client = Client.objects.get(client_id="cli-billing")
-    for setting in metadata.SETTINGS:
-        if setting.cli:
-            assert getattr(client, setting.name) == SAMPLE[setting.name], setting.name
+    assert set(args) | {"--jwks-uri"} == {s.cli for s in metadata.SETTINGS if s.cli}
+    for client_id, sample, extra in [
+        ("cli-billing", SAMPLE, {}),
+        ("cli-billing-uri", SAMPLE_URI, {"--jwks-file": [], "--jwks-uri": [SAMPLE_URI["jwks_uri"]]}),
+    ]:
+        flags = {**args, **extra}
+        argv = [item for flag, values in flags.items() for value in values for item in (flag, value)]
+        call_command("createclient", "Billing backend", "--client-id", client_id, *argv, stdout=io.StringIO())
+        client = Client.objects.get(client_id=client_id)
+        for setting in metadata.SETTINGS:
+            if setting.cli:
+                assert getattr(client, setting.name) == sample[setting.name], setting.name
 
 
 @pytest.mark.parametrize(

@@ -736,7 +736,7 @@ BAD_CLIENT_FIELDS: list[tuple[str, Any]] = [
     ("default_scope", []), ("default_scope", 1), ("default_scope", None), ("default_scope", {"read": True}),
     ("token_endpoint_auth_method", []), ("token_endpoint_auth_method", {}),
     ("token_endpoint_auth_method", 1), ("token_endpoint_auth_method", "none"),
-    ("token_endpoint_auth_method", "private_key_jwt"),
+    ("token_endpoint_auth_method", "client_secret_jwt"),
     ("access_token_ttl", []), ("access_token_ttl", {}), ("access_token_ttl", True), ("access_token_ttl", -1),
     ("access_token_ttl", 0), ("access_token_ttl", 1.5), ("access_token_ttl", 2**31),
     ("access_token_ttl", 10**30), ("access_token_ttl", -(10**30)), ("access_token_ttl", "1e3"),

@@ -1,7 +1,10 @@
-"""Client authentication at the token endpoint (RFC 6749 §2.3).
+"""Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3).
 
-One small function per method reads the credentials; ``authenticate_client`` checks
-them.  Callers only ever learn "invalid_client"; the real reason goes to the log.
+One small function per method reads the credentials (``presented_credentials`` picks
+the one the request carries); ``authenticate_client`` checks them: a secret here, an
+assertion in ``tokens.private_key_jwt``; then the checks every method shares (enabled,
+method allowed, address allowed).  Callers only ever learn "invalid_client"; the real
+reason goes to the log.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import base64
 import binascii
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote_plus
@@ -18,9 +22,14 @@ from clients import registry, usage
 from clients import secrets as client_secrets
 from clients.models import CLIENT_ID_PATTERN, Client, TokenEndpointAuthMethod
 from clients.registry import ClientRecord
-from tokens import ratelimit
+from tokens import paths, private_key_jwt, ratelimit
 from tokens.addresses import IPAddress, address_allowed
-from tokens.errors import InvalidClientError, InvalidRequestError, TooManyAttemptsError
+from tokens.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+    TooManyAttemptsError,
+)
 from tokens.form import FormRequest, single
 from tokens.metrics import FailureReason, record_client_authentication_failure
 
@@ -28,6 +37,9 @@ log = logging.getLogger("authserver.client_auth")
 
 BASIC = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value
 POST = TokenEndpointAuthMethod.CLIENT_SECRET_POST.value
+PRIVATE_KEY_JWT = TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value
+# What a client whose method is unset may use: a secret, either way.
+_UNSET_ALLOWS = frozenset({BASIC, POST})
 _SECRET_LIKE = re.compile(re.escape(client_secrets.MARKER) + r"[A-Za-z0-9_-]*")
 
 
@@ -37,17 +49,21 @@ class PresentedCredentials:
     # Candidate identifiers, preferred first: the form-decoded one, then the raw
     # one for callers that put an unencoded id with "+" or "%" in Basic.
     client_ids: tuple[str, ...]
-    secret: str
+    secret: str = ""
+    assertion: private_key_jwt.Assertion | None = None
 
 
 class ClientAuthenticationFailed(InvalidClientError):
     """``invalid_client`` for the caller, with the real ``reason`` for operators."""
 
-    def __init__(self, reason: str, *, client_id: str | None, method: str | None) -> None:
+    def __init__(
+        self, reason: str, *, client_id: str | None, method: str | None, kind: FailureReason | None = None
+    ) -> None:
         super().__init__()
         self.reason = reason
         self.client_id = client_id
         self.method = method
+        self.kind = kind if kind is not None else metric_reason(reason)
 
 
 def credentials_from_basic(authorization: str) -> PresentedCredentials:
@@ -79,6 +95,37 @@ def credentials_from_form(params: dict[str, list[str]]) -> PresentedCredentials 
     return PresentedCredentials(method=POST, client_ids=(client_id or "",), secret=secret or "")
 
 
+def credentials_from_assertion(params: dict[str, list[str]]) -> PresentedCredentials:
+    """``private_key_jwt``: RFC 7521 §4.2 and RFC 7523 §2.2, a JWT in ``client_assertion``.
+
+    ``client_id`` may be sent, and must then be the assertion's ``sub`` (RFC 7521 §4.2).
+    """
+    assertion_type = single(params, "client_assertion_type")
+    token = single(params, "client_assertion")
+    if assertion_type is None or token is None:
+        missing = "client_assertion" if token is None else "client_assertion_type"
+        raise InvalidRequestError(description=f"The {missing} parameter is required with the other.")
+    body_id = single(params, "client_id")
+    if assertion_type != private_key_jwt.ASSERTION_TYPE:
+        raise ClientAuthenticationFailed(
+            "unsupported client_assertion_type", client_id=body_id, method=PRIVATE_KEY_JWT,
+            kind=FailureReason.MALFORMED_CREDENTIALS,
+        )
+    try:
+        assertion = private_key_jwt.parse(token)
+    except private_key_jwt.AssertionRejected as rejected:
+        raise ClientAuthenticationFailed(
+            rejected.reason, client_id=body_id, method=PRIVATE_KEY_JWT, kind=FailureReason.MALFORMED_CREDENTIALS
+        ) from None
+    subject = assertion.subject
+    if body_id is not None and body_id != subject:
+        raise ClientAuthenticationFailed(
+            "client_id differs from the assertion's sub", client_id=body_id, method=PRIVATE_KEY_JWT,
+            kind=FailureReason.INVALID_ASSERTION,
+        )
+    return PresentedCredentials(method=PRIVATE_KEY_JWT, client_ids=(subject or "",), assertion=assertion)
+
+
 def presented_credentials(authorization: str | None, params: dict[str, list[str]]) -> PresentedCredentials:
     """The one set of credentials the request carries.
 
@@ -86,6 +133,12 @@ def presented_credentials(authorization: str | None, params: dict[str, list[str]
     ``client_id`` in the body beside Basic is allowed when it names the same client.
     """
     is_basic = authorization is not None and authorization.strip()[:6].lower() == "basic "
+    if "client_assertion" in params or "client_assertion_type" in params:
+        if is_basic or "client_secret" in params:
+            raise InvalidRequestError(description="Use one client authentication method, not two.")
+        if authorization is not None:
+            raise ClientAuthenticationFailed("unsupported Authorization scheme", client_id=None, method=None)
+        return credentials_from_assertion(params)
     if authorization is not None and not is_basic:
         raise ClientAuthenticationFailed("unsupported Authorization scheme", client_id=None, method=None)
     if is_basic:
@@ -103,20 +156,43 @@ def presented_credentials(authorization: str | None, params: dict[str, list[str]
     return form
 
 
+_Fail = Callable[..., ClientAuthenticationFailed]
+
+
 def authenticate_client(
-    *, credentials: PresentedCredentials, address: IPAddress | None, now: datetime
+    *, credentials: PresentedCredentials, address: IPAddress | None, now: datetime, path: str = ""
 ) -> ClientRecord:
-    """Return the client the credentials prove, or raise ``ClientAuthenticationFailed``.
+    """Return the client the credentials prove, or raise ``ClientAuthenticationFailed``
+    (or ``ServiceUnavailableError``, 503, when a check cannot be made now).
+
+    ``path`` is the endpoint called, which a client assertion may name as its audience.
+    """
+    first_id = credentials.client_ids[0]
+
+    def fail(reason: str, kind: FailureReason | None = None) -> ClientAuthenticationFailed:
+        return ClientAuthenticationFailed(reason, client_id=first_id, method=credentials.method, kind=kind)
+
+    if credentials.assertion is not None:
+        client = _authenticate_assertion(credentials.assertion, first_id, path=path, fail=fail)
+    else:
+        client = _authenticate_secret(credentials, now=now, fail=fail)
+    if not client.enabled:
+        raise fail("client disabled")
+    allowed = {client.token_endpoint_auth_method} if client.token_endpoint_auth_method else _UNSET_ALLOWS
+    if credentials.method not in allowed:
+        raise fail(f"auth method {credentials.method} not allowed")
+    if not address_allowed(address, client.allowed_ips):
+        raise fail(f"address {address} not allowed")
+    return client
+
+
+def _authenticate_secret(credentials: PresentedCredentials, *, now: datetime, fail: _Fail) -> ClientRecord:
+    """``client_secret_basic`` and ``client_secret_post``.
 
     Unknown clients, wrong secrets and mistyped secrets cost the same: the same
     lookup and one HMAC comparison each.  In steady state the lookup is one query
     (``clients.registry``); the secret's last use is recorded after the response.
     """
-    first_id = credentials.client_ids[0]
-
-    def fail(reason: str) -> ClientAuthenticationFailed:
-        return ClientAuthenticationFailed(reason, client_id=first_id, method=credentials.method)
-
     if not client_secrets.is_well_formed(credentials.secret):
         # A mistyped or foreign secret: refused without touching the database.
         raise fail("malformed secret")
@@ -133,15 +209,32 @@ def authenticate_client(
         known = Client.objects.filter(client_id__in=client_ids).exists()
         raise fail("wrong secret" if known else "unknown client")
     client = next(c.client for c in candidates if c.secret is secret)
-    if not client.enabled:
-        raise fail("client disabled")
-    if not secret.is_live(now):
+    if client.enabled and not secret.is_live(now):
         raise fail("secret revoked" if secret.revoked else "secret expired")
-    if client.token_endpoint_auth_method and client.token_endpoint_auth_method != credentials.method:
-        raise fail(f"auth method {credentials.method} not allowed")
-    if not address_allowed(address, client.allowed_ips):
-        raise fail(f"address {address} not allowed")
     registry.note_use(secret, now)
+    return client
+
+
+def _authenticate_assertion(
+    assertion: private_key_jwt.Assertion, client_id: str, *, path: str, fail: _Fail
+) -> ClientRecord:
+    """``private_key_jwt`` (``tokens.private_key_jwt``): the client named by ``sub``."""
+    client = registry.client(client_id) if CLIENT_ID_PATTERN.fullmatch(client_id) else None
+    if client is None:
+        raise fail("unknown client")
+    if client.token_endpoint_auth_method != PRIVATE_KEY_JWT:
+        raise fail(f"auth method {PRIVATE_KEY_JWT} not allowed")
+    try:
+        private_key_jwt.verify(assertion, client=client, endpoint=paths.endpoint_of(path))
+    except private_key_jwt.AssertionRejected as rejected:
+        kind = FailureReason.REPLAYED_ASSERTION if rejected.replayed else FailureReason.INVALID_ASSERTION
+        raise fail(f"assertion: {rejected.reason}", kind) from None
+    except private_key_jwt.KeysUnavailable:
+        log.warning("client authentication impossible now: client_id=%r keys unavailable", client_id)
+        raise ServiceUnavailableError(description="The client's keys cannot be fetched now.") from None
+    except private_key_jwt.ReplayCheckUnavailable as error:
+        log.warning("client authentication impossible now: replay store unavailable (%s)", error)
+        raise ServiceUnavailableError() from None
     return client
 
 
@@ -178,7 +271,7 @@ def metric_reason(reason: str) -> FailureReason:
 
 
 def log_failure(error: ClientAuthenticationFailed, address: IPAddress | None) -> None:
-    record_client_authentication_failure(metric_reason(error.reason))
+    record_client_authentication_failure(error.kind)
     if error.client_id:
         usage.authentication_failed(error.client_id)
     client_id = loggable_client_id(error.client_id)
@@ -211,7 +304,7 @@ def authenticate_form_request(form: FormRequest, *, now: datetime) -> ClientReco
         credentials = presented_credentials(form.authorization, form.params)
         client_id = credentials.client_ids[0]
         _check_not_locked_out(client_id=client_id, address=form.address)
-        return authenticate_client(credentials=credentials, address=form.address, now=now)
+        return authenticate_client(credentials=credentials, address=form.address, now=now, path=form.path)
     except ClientAuthenticationFailed as failure:
         _check_not_locked_out(client_id=None, address=form.address)
         ratelimit.record_failure(client_id=client_id, address=form.address)

@@ -26,7 +26,8 @@ from authserver.responses import json_response
 __all__ = [
     "InvalidClientError", "InvalidRequestError", "InvalidScopeError", "InvalidTargetError",
     "MethodNotAllowedError", "OAuth2Error", "ReadOnlyEndpointError", "RequestTooLargeError",
-    "TemporarilyUnavailableError", "TooManyAttemptsError", "UnauthorizedClientError", "UnsupportedGrantTypeError",
+    "ServiceUnavailableError", "TemporarilyUnavailableError", "TooManyAttemptsError",
+    "UnauthorizedClientError", "UnsupportedGrantTypeError",
     "error_response", "read_only",
 ]
 
@@ -54,6 +55,12 @@ class MethodNotAllowedError(InvalidRequestError):
 class ReadOnlyEndpointError(MethodNotAllowedError):
     description = "This endpoint accepts only GET and HEAD."
     allow = "GET, HEAD"
+
+
+class ServiceUnavailableError(TemporarilyUnavailableError):
+    """503: something this request needs (a client's keys, the replay store) cannot be had now."""
+
+    status_code = 503
 
 
 class TooManyAttemptsError(TemporarilyUnavailableError):

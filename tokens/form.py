@@ -68,6 +68,7 @@ class FormRequest:
     params: dict[str, list[str]]
     authorization: str | None
     address: IPAddress | None
+    path: str = ""  # the path called, e.g. /oauth/token/ (client assertions may name it in aud)
 
 
 def read_form_request(request: HttpRequest) -> FormRequest:
@@ -76,4 +77,5 @@ def read_form_request(request: HttpRequest) -> FormRequest:
         params=read_form(request),
         authorization=request.META.get("HTTP_AUTHORIZATION"),
         address=client_address(request),
+        path=request.path_info,
     )

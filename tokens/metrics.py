@@ -70,6 +70,8 @@ class FailureReason(enum.StrEnum):
     WRONG_SECRET = "wrong_secret"
     DISABLED_CLIENT = "disabled_client"
     EXPIRED_OR_REVOKED_SECRET = "expired_or_revoked_secret"
+    INVALID_ASSERTION = "invalid_assertion"
+    REPLAYED_ASSERTION = "replayed_assertion"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     ADDRESS_NOT_ALLOWED = "address_not_allowed"
     LOCKED_OUT = "locked_out"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from clients.jwks import SIGNING_ALGORITHMS
 from clients.models import TokenEndpointAuthMethod
 from tokens.errors import read_only
 
@@ -12,6 +13,8 @@ from tokens.errors import read_only
 def server_metadata() -> dict[str, object]:
     issuer = settings.ISSUER
     auth_methods = [m.value for m in TokenEndpointAuthMethod if m.value]
+    # RFC 8414 §2: the algorithms private_key_jwt assertions may be signed with, per endpoint.
+    signing_algs = list(SIGNING_ALGORITHMS)
     return {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth/token",
@@ -19,10 +22,13 @@ def server_metadata() -> dict[str, object]:
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": signing_algs,
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from authserver.durations import parse_duration
 from clients import metadata
 from clients.audit import acting_as
+from clients.forms import key_set_from_text
+from clients.jwks import InvalidKeySet
 from clients.models import Client
 from clients.services import client_create
 
@@ -47,6 +50,13 @@ def _value(setting: metadata.Setting, raw: Any) -> Any:
         try:
             return parse_duration(raw)
         except ValueError as error:
+            raise CommandError(f"{setting.cli}: {error}") from None
+    if setting.kind is metadata.Kind.JWKS and raw is not None:
+        try:
+            return key_set_from_text(Path(raw).read_text())
+        except OSError as error:
+            raise CommandError(f"{setting.cli}: cannot read {raw}: {error.strerror}") from None
+        except InvalidKeySet as error:
             raise CommandError(f"{setting.cli}: {error}") from None
     return raw
 
@@ -91,11 +101,17 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(_describe(error)) from None
         if options["json"]:
-            self.stdout.write(json.dumps({"client_id": client.client_id, "client_secret": issued.secret}))
-        else:
-            self.stdout.write(f"Client ID: {client.client_id}")
-            self.stdout.write(f"Client Secret: {issued.secret}")
-            self.stderr.write("Store the secret now: it is not shown again.")
+            shown = {"client_id": client.client_id}
+            if issued is not None:
+                shown["client_secret"] = issued.secret
+            self.stdout.write(json.dumps(shown))
+            return
+        self.stdout.write(f"Client ID: {client.client_id}")
+        if issued is None:
+            self.stdout.write(f"Authentication: {client.token_endpoint_auth_method} (no secret)")
+            return
+        self.stdout.write(f"Client Secret: {issued.secret}")
+        self.stderr.write("Store the secret now: it is not shown again.")
 
 
 _OPTION_NAMES = {

@@ -1,0 +1,229 @@
+"""A client's public keys: JWK Sets (RFC 7517 §5) registered as ``jwks`` or served at ``jwks_uri``.
+
+Keys sign client assertions (``private_key_jwt``, RFC 7523 §2.2) and workload tokens of
+trusted issuers, so only asymmetric signing keys are kept: EC P-256 and P-384, RSA of at
+least 2048 bits, and Ed25519.  A set holding a private key is refused outright (its
+owner has leaked it to us), and so is a symmetric key.  A registered set is checked
+strictly (each key must be usable); a fetched one keeps the usable keys and skips the
+rest (an issuer's set may hold encryption keys too).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, OKPKey, RSAKey, thumbprint
+
+AnyPublicKey = ECKey | RSAKey | OKPKey
+
+# The JWS algorithms a client or issuer may sign with (DESIGN §9.1): never "none", never HMAC.
+SIGNING_ALGORITHMS = ("ES256", "ES384", "PS256", "RS256", "EdDSA")
+_CURVE_ALGORITHMS = {"P-256": ("ES256",), "P-384": ("ES384",), "Ed25519": ("EdDSA",)}
+_RSA_ALGORITHMS = ("PS256", "RS256")
+MIN_RSA_BITS = 2048
+MAX_KEYS = 20
+MAX_JWKS_BYTES = 64 * 1024
+# RFC 7517 §4.1 / RFC 7518 §6: members only a private (or symmetric) key has.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_KEY_CLASSES: dict[str, type[AnyPublicKey]] = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}
+
+
+class InvalidKeySet(ValueError):
+    """The value is not a JWK Set of public signing keys; the message says why (no key material)."""
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """One usable key of a set: its ``kid`` (may be ``None``), the algorithms it fits, the key."""
+
+    kid: str | None
+    algorithms: tuple[str, ...]
+    key: AnyPublicKey
+    thumbprint: str  # RFC 7638, SHA-256, base64url
+
+    @property
+    def kind(self) -> str:
+        data = self.key.as_dict(private=False)
+        if data["kty"] == "RSA":
+            return f"RSA {self.key.raw_value.key_size}"  # type: ignore[union-attr]
+        return f"{data['kty']} {data['crv']}"
+
+
+def _algorithms(data: dict[str, Any]) -> tuple[str, ...]:
+    kty = data.get("kty")
+    if kty == "RSA":
+        return _RSA_ALGORITHMS
+    if kty in ("EC", "OKP"):
+        return _CURVE_ALGORITHMS.get(str(data.get("crv")), ())
+    return ()
+
+
+def _key(data: object, index: int) -> PublicKey:
+    """Key ``index`` of a set as a ``PublicKey``; ``InvalidKeySet`` when it is not one we can use."""
+    where = f"key {index + 1}"
+    if not isinstance(data, dict):
+        raise InvalidKeySet(f"{where} is not a JSON object.")
+    if PRIVATE_MEMBERS & set(data):
+        raise InvalidKeySet(f"{where} is a private or symmetric key; register public keys only.")
+    kty = data.get("kty")
+    if kty not in _KEY_CLASSES:
+        raise InvalidKeySet(f"{where}: kty must be EC, RSA or OKP.")
+    algorithms = _algorithms(data)
+    if not algorithms:
+        raise InvalidKeySet(f"{where}: the curve must be P-256, P-384 or Ed25519.")
+    kid = data.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 200):
+        raise InvalidKeySet(f"{where}: kid must be a non-empty string.")
+    if data.get("use", "sig") != "sig":
+        raise InvalidKeySet(f"{where}: use must be sig.")
+    alg = data.get("alg")
+    if alg is not None:
+        if alg not in algorithms:
+            raise InvalidKeySet(f"{where}: alg must be one of {', '.join(algorithms)} for this key.")
+        algorithms = (alg,)
+    try:
+        key = _KEY_CLASSES[kty].import_key(data)
+    except (JoseError, ValueError, TypeError, KeyError) as error:
+        raise InvalidKeySet(f"{where} is not a valid {kty} public key.") from error
+    if kty == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
+        raise InvalidKeySet(f"{where}: an RSA key must have at least {MIN_RSA_BITS} bits.")
+    public = {name: value for name, value in data.items() if isinstance(name, str)}
+    return PublicKey(kid=kid, algorithms=algorithms, key=key, thumbprint=thumbprint(public))
+
+
+def parse_key_set(value: object, *, strict: bool = True) -> tuple[PublicKey, ...]:
+    """The usable keys of the JWK Set ``value`` (a dict or its JSON text).
+
+    ``strict`` (a registered set): every key must be usable, ``kid``s unique, at least one
+    key.  Otherwise (a fetched set) unusable keys are skipped.  A private key is refused
+    either way.  Raises ``InvalidKeySet``.
+    """
+    if isinstance(value, str | bytes):
+        if len(value) > MAX_JWKS_BYTES:
+            raise InvalidKeySet("The JWK Set is larger than 64 KiB.")
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidKeySet("The JWK Set is not JSON.") from None
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
+        raise InvalidKeySet('A JWK Set is a JSON object with a "keys" array (RFC 7517 §5).')
+    members = value["keys"]
+    if any(isinstance(data, dict) and PRIVATE_MEMBERS & set(data) for data in members):
+        raise InvalidKeySet("The JWK Set holds a private or symmetric key; only public keys belong in it.")
+    if strict and not members:
+        raise InvalidKeySet("The JWK Set holds no key.")
+    if strict and len(members) > MAX_KEYS:
+        raise InvalidKeySet(f"A JWK Set may hold at most {MAX_KEYS} keys.")
+    keys: list[PublicKey] = []
+    for index, data in enumerate(members):
+        try:
+            keys.append(_key(data, index))
+        except InvalidKeySet:
+            if strict:
+                raise
+    if strict:
+        kids = [key.kid for key in keys if key.kid is not None]
+        if len(kids) != len(set(kids)):
+            raise InvalidKeySet("Two keys of the set share a kid.")
+    return tuple(keys[:MAX_KEYS])
+
+
+def validate_jwks(value: object) -> None:
+    """Model validator for ``Client.jwks``: null, or a JWK Set of public signing keys."""
+    from django.core.exceptions import ValidationError
+
+    if value is None:
+        return
+    try:
+        parse_key_set(value)
+    except InvalidKeySet as error:
+        raise ValidationError(str(error), code="invalid_jwks") from None
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched for keys, or ``None``: https, or plain http to a loopback host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a malformed port
+    except ValueError:
+        return "is not a URL"
+    del port
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an https URL"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must be https (plain http only for a loopback host)"
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        return "must have no credentials and no fragment"
+    return None
+
+
+def validate_https_url(value: str) -> None:
+    """Model validator for ``jwks_uri``-like fields; empty means unset."""
+    from django.core.exceptions import ValidationError
+
+    if not value:
+        return
+    problem = url_problem(value)
+    if problem:
+        raise ValidationError(f"The URL {problem}.", code="invalid_url")
+
+
+def key_set_from_pem(text: str) -> dict[str, Any]:
+    """A JWK Set of the PEM public keys (or certificates' keys) in ``text``, each with its
+    RFC 7638 thumbprint as ``kid``; ``InvalidKeySet`` when there are none or one is private."""
+    if "PRIVATE KEY" in text:
+        raise InvalidKeySet("That is a private key; paste the public key only.")
+    blocks = [block for block in text.split("-----END ") if "-----BEGIN " in block]
+    keys = []
+    for block in blocks:
+        begin = block.index("-----BEGIN ")
+        label = block[begin + len("-----BEGIN "):].split("-----", 1)[0]
+        pem = (block[begin:] + "-----END " + label + "-----\n").encode()
+        try:
+            if label == "CERTIFICATE":
+                public_key: Any = x509.load_pem_x509_certificate(pem).public_key()
+            else:
+                public_key = load_pem_public_key(pem)
+        except ValueError:
+            raise InvalidKeySet("A PEM block is not a public key or certificate.") from None
+        data = _jwk_of(public_key)
+        data["kid"] = thumbprint(data)
+        keys.append(data)
+    if not keys:
+        raise InvalidKeySet("No PEM public key found.")
+    return {"keys": keys}
+
+
+def _jwk_of(public_key: Any) -> dict[str, Any]:
+    for key_class in _KEY_CLASSES.values():
+        try:
+            return dict(key_class.import_key(public_key).as_dict(private=False))
+        except (JoseError, ValueError, TypeError):
+            continue
+    raise InvalidKeySet("The PEM key is not an EC, RSA or Ed25519 key.")
+
+
+def describe(value: object) -> list[tuple[str, str, str]]:
+    """(kid, type, thumbprint) of each key of a registered set, for operators; [] if invalid."""
+    try:
+        keys: Iterable[PublicKey] = parse_key_set(value) if value else ()
+    except InvalidKeySet:
+        return []
+    return [(key.kid or "(none)", key.kind, key.thumbprint) for key in keys]
