@@ -26,7 +26,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_variables
 from oauth2_provider.models import (
     get_access_token_model,
@@ -36,7 +36,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from clients import metadata, services, usage_report
+from clients import jwks, metadata, services, usage_report
 from clients.forms import (
     ClientForm,
     ConfirmForm,
@@ -146,11 +146,15 @@ class ClientAdmin(admin.ModelAdmin):
         def section(name: metadata.Section) -> tuple[str, ...]:
             return tuple(setting.name for setting in metadata.SETTINGS if setting.section is name)
 
+        authentication = section(metadata.Section.AUTHENTICATION)
+        if obj is not None:  # each registered key as it was saved, under the box it was pasted into
+            at = authentication.index("jwks") + 1
+            authentication = (*authentication[:at], "registered_keys", *authentication[at:])
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": ("client_id", *section(metadata.Section.CLIENT), "user")}),
             (metadata.Section.TOKENS.value, {"fields": section(metadata.Section.TOKENS)}),
             ("Tenants and roles", {"fields": ("tenants", "roles")}),
-            (metadata.Section.AUTHENTICATION.value, {"fields": section(metadata.Section.AUTHENTICATION)}),
+            (metadata.Section.AUTHENTICATION.value, {"fields": authentication}),
         ]
         if obj is not None:
             fieldsets.append(("History", {"fields": ("created", "updated")}))
@@ -158,7 +162,22 @@ class ClientAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> Any:
         # client_update cannot change these: the client ID is what callers know it by.
-        return ("client_id", "user", "created", "updated") if obj is not None else ()
+        return ("client_id", "user", "created", "updated", "registered_keys") if obj is not None else ()
+
+    @admin.display(description="Registered keys")
+    def registered_keys(self, client: Client) -> str:
+        """Each key of ``jwks``: its kid, type and RFC 7638 thumbprint (never key material)."""
+        keys = jwks.describe(client.jwks)
+        if not keys:
+            return "None"
+        rows = format_html_join(
+            "", "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>", keys
+        )
+        return format_html(
+            '<table class="registered-keys"><thead><tr><th>kid</th><th>type</th>'
+            "<th>thumbprint (SHA-256)</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     def get_inlines(self, request: HttpRequest, obj: Client | None) -> Any:
         return self.inlines if obj is not None else ()

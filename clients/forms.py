@@ -163,6 +163,15 @@ class JwksTextField(forms.CharField):
         except ValidationError:
             return True
 
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """A refused private key is not shown back on the page that refuses it."""
+        try:
+            jwks.parse_key_set(key_set_from_text(data or "") or {"keys": [{}]})
+        except jwks.InvalidKeySet as error:
+            if "private" in str(error):
+                return ""
+        return data
+
 
 def setting_formfield(db_field: Any) -> forms.Field | None:
     """The form field of a client setting (``clients.metadata``); ``None`` for other fields."""

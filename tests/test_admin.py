@@ -598,3 +598,52 @@ def test_static_files_are_served_with_debug_off(settings, client):
     response = client.get("/static/admin/css/base.css")
     assert response.status_code == 200
     assert b"".join(response.streaming_content).startswith(b"/*")
+
+
+# --- private_key_jwt keys ------------------------------------------------------------------------
+
+
+def test_a_key_client_is_created_from_a_pasted_pem_and_its_keys_are_shown(admin_client, http):
+    from tests.workload_issuer import client_assertion_claims, new_key
+
+    signing = new_key("ES256")
+    response = admin_client.post(ADD, form_data(
+        client_id="keyed", token_endpoint_auth_method="private_key_jwt", jwks=signing.public_pem().decode(),
+    ))
+    assert response.status_code == 302, response.content[:3000]  # no reveal page: there is no secret
+    client = Client.objects.get(client_id="keyed")
+    assert not client.secrets.exists()
+    (registered,) = client.jwks["keys"]
+    assert registered["kid"] == signing.public_jwk()["kid"]  # the thumbprint names a pasted PEM key
+    page = admin_client.get(f"/admin/clients/client/{client.pk}/change/").content.decode()
+    assert registered["kid"] in page and "EC P-256" in page
+    # The key it shows is the one that works.
+    token = signing.mint(client_assertion_claims("keyed", audience="http://testserver"))
+    response = post_token(http, {"grant_type": "client_credentials",
+                                 "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                                 "client_assertion": token})
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize(
+    ("pasted", "message"),
+    [
+        ("private-pem", "That is a private key"),
+        ("private-jwk", "private or symmetric key"),
+        ("not json", "Paste a JWK Set (JSON) or PEM public keys."),
+        ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", "not a public key or certificate"),
+    ],
+)
+def test_the_admin_refuses_private_and_malformed_keys(admin_client, pasted, message):
+    from tests.workload_issuer import new_key
+
+    signing = new_key("RS256")
+    text = {"private-pem": signing.private_pem().decode(),
+            "private-jwk": json.dumps({"keys": [signing.private_jwk()]})}.get(pasted, pasted)
+    response = admin_client.post(ADD, form_data(token_endpoint_auth_method="private_key_jwt", jwks=text))
+    assert response.status_code == 200
+    assert message in " ".join(response.context["adminform"].form.errors["jwks"])
+    assert not Client.objects.exists()
+    if pasted.startswith("private"):  # never shown back on the page that refuses it
+        page = response.content.decode()
+        assert "PRIVATE KEY" not in page and signing.private_jwk()["d"] not in page
