@@ -61,3 +61,33 @@ def test_python_example_refuses_other_audiences_and_follows_rotation(
     example["jwks"].cooldown_duration = 0
     claims = example["verify_access_token"](get_token(live_server, client, secret), "invoices:read")
     assert claims["sub"] == client.client_id
+
+
+def test_private_key_jwt_example_gets_a_token(live_server, settings, transactional_db, tmp_path, monkeypatch):
+    """README's private_key_jwt section as written: its openssl commands, its createclient, its Python."""
+    import io
+    import shlex
+    import shutil
+    import subprocess
+
+    from django.core.management import call_command
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl")
+    settings.ISSUER = live_server.url
+    monkeypatch.chdir(tmp_path)
+    section = README.read_text().split("### Keys instead of secrets", 1)[1]
+    shell = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in shell.replace("\\\n", " ").splitlines()]
+    for command in [c for c in commands if c.startswith("openssl ")]:
+        subprocess.run(shlex.split(command), check=True, capture_output=True, timeout=30)
+    (createclient,) = [c for c in commands if "createclient" in c]
+    args = shlex.split(createclient.split("createclient", 1)[1])
+    out = io.StringIO()
+    call_command("createclient", *args, stdout=out)
+    assert out.getvalue().splitlines() == ["Client ID: payments", "Authentication: private_key_jwt (no secret)"]
+    code = readme_block("private-key-jwt-python").replace("http://127.0.0.1:8000", live_server.url)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    claims = jwt.decode(namespace["access_token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["scope"]) == ("payments", "payments:write")
