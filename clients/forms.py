@@ -173,6 +173,39 @@ class JwksTextField(forms.CharField):
         return data
 
 
+class JsonListField(forms.CharField):
+    """A JSON list typed as text (federated identities); shown back indented."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 80, "spellcheck": "false", "class": "vLargeTextField"})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return json.dumps(value, indent=2) if value else ""
+        return value
+
+    def to_python(self, value: Any) -> list[Any]:  # type: ignore[override]
+        text = (super().to_python(value) or "").strip()
+        if not text:
+            return []
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise ValidationError("Not JSON: write a list of objects, e.g. [{...}].", code="invalid_json") from None
+        if not isinstance(parsed, list):
+            raise ValidationError("Write a JSON list, e.g. [{...}].", code="invalid_json")
+        return parsed
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return list(initial or []) != self.to_python(data)
+        except ValidationError:
+            return True
+
+
 def setting_formfield(db_field: Any) -> forms.Field | None:
     """The form field of a client setting (``clients.metadata``); ``None`` for other fields."""
     setting = metadata.BY_NAME.get(db_field.name)
@@ -190,6 +223,8 @@ def setting_formfield(db_field: Any) -> forms.Field | None:
         return DurationTextField(placeholder="server default", **options)
     if kind is metadata.Kind.JWKS:
         return JwksTextField(**options)
+    if kind is metadata.Kind.IDENTITIES:
+        return JsonListField(**options)
     if kind is metadata.Kind.CHOICES:
         return forms.MultipleChoiceField(
             choices=setting.choices, required=False, initial=setting.create_default,

@@ -36,6 +36,7 @@ class Kind(enum.Enum):
     CHOICE = "choice"  # one of the model field's choices; "" (unset) shown as null in the API
     CHOICES = "choices"  # several of ``choices``
     JWKS = "jwks"  # a JWK Set (RFC 7517 §5) of public keys, or null; a PEM public key in the admin and CLI
+    IDENTITIES = "identities"  # federated identities: a JSON list of {trusted_issuer, subject, claims}
 
 
 class Section(enum.Enum):
@@ -144,6 +145,19 @@ SETTINGS: tuple[Setting, ...] = (
         help="The one algorithm the client's assertions may be signed with. Empty: any of ES256, ES384, "
         "PS256, RS256, EdDSA that fits the key.",
         api_help="RFC 7591 token_endpoint_auth_signing_alg; null: any supported algorithm fitting the key.",
+    ),
+    Setting(
+        "federated_identities", "federated_identities", Kind.IDENTITIES, label="Federated identities",
+        section=Section.AUTHENTICATION, cli="--federated-identity",
+        cli_help="A workload that may authenticate as this client: ISSUER_NAME=SUBJECT_PATTERN, or a JSON object "
+        '{"trusted_issuer": ..., "subject": ..., "claims": {...}} (repeatable).',
+        help="Workloads that authenticate with their platform's JWT instead of a secret, as JSON: "
+        '<code>[{"trusted_issuer": "prod-cluster", "subject": "system:serviceaccount:payments:*", '
+        '"claims": {"/kubernetes.io/namespace": "payments"}}]</code>. <code>*</code> matches one or more '
+        "characters other than <code>:</code>; a claim name starting with <code>/</code> is a JSON Pointer.",
+        api_help="Workloads that may authenticate as this client with a trusted issuer's JWT (DESIGN §9.2): "
+        "[{trusted_issuer, subject (exact, or with * matching one or more characters other than :), "
+        "claims (optional; each must equal the token's; a name starting with / is an RFC 6901 pointer)}].",
     ),
     Setting(
         "allowed_ips", "allowed_ips", Kind.CIDRS, label="Allowed IP ranges", section=Section.AUTHENTICATION,

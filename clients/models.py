@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from oauth2_provider.models import AbstractApplication
 
-from clients.jwks import SIGNING_ALGORITHMS, validate_https_url, validate_jwks
+from clients.jwks import SIGNING_ALGORITHMS, url_problem, validate_https_url, validate_jwks
 from clients.secrets import generate_client_id
 
 # RFC 6749 §2.2 leaves the client identifier's syntax to us; the client_id
@@ -97,6 +97,50 @@ class SigningAlgorithm(models.TextChoices):
 
 
 assert tuple(SigningAlgorithm.values[1:]) == SIGNING_ALGORITHMS  # noqa: S101 (one list, two spellings)
+
+
+SPIFFE_SCHEME = "spiffe://"
+# A federated identity's fields (DESIGN §9.2).
+_IDENTITY_KEYS = frozenset({"trusted_issuer", "subject", "claims"})
+_ISSUER_NAME = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+
+
+def validate_issuer_identifier(value: str) -> None:
+    """A trusted issuer's ``iss``: https (plain http only for loopback), or ``spiffe://<trust domain>``."""
+    if value.startswith(SPIFFE_SCHEME):
+        domain = value[len(SPIFFE_SCHEME):]
+        if not re.fullmatch(r"[a-z0-9._-]{1,255}", domain):
+            raise ValidationError("A SPIFFE issuer is spiffe://<trust domain> (lowercase letters, digits, . - _).",
+                                  code="invalid_issuer")
+        return
+    problem = url_problem(value)
+    if problem or "?" in value:
+        raise ValidationError(f"The issuer {problem or 'must have no query'}.", code="invalid_issuer")
+
+
+def validate_federated_identities(value: object) -> None:
+    """A list of ``{"trusted_issuer": name, "subject": pattern, "claims": {name: value}}``."""
+    if not isinstance(value, list):
+        raise ValidationError("Expected a list of federated identities.", code="invalid_identities")
+    if len(value) > 100:
+        raise ValidationError("At most 100 federated identities.", code="invalid_identities")
+    for index, identity in enumerate(value, start=1):
+        where = f"Identity {index}"
+        if not isinstance(identity, dict) or not {"trusted_issuer", "subject"} <= set(identity) \
+                or set(identity) - _IDENTITY_KEYS:
+            raise ValidationError(f'{where}: an object with "trusted_issuer", "subject" and optional "claims".',
+                                  code="invalid_identities")
+        name, subject, claims = identity["trusted_issuer"], identity["subject"], identity.get("claims", {})
+        if not isinstance(name, str) or not _ISSUER_NAME.fullmatch(name):
+            raise ValidationError(f"{where}: trusted_issuer must be an issuer's name.", code="invalid_identities")
+        if not isinstance(subject, str) or not subject or len(subject) > 1000 or "**" in subject:
+            raise ValidationError(f"{where}: subject must be a subject or a pattern with *.",
+                                  code="invalid_identities")
+        if not isinstance(claims, dict) or len(claims) > 20 or not all(
+            isinstance(k, str) and k and isinstance(v, str | int | bool) for k, v in claims.items()
+        ):
+            raise ValidationError(f"{where}: claims must map claim names to strings, numbers or booleans.",
+                                  code="invalid_identities")
 
 
 class Tenant(models.Model):
@@ -199,6 +243,10 @@ class Client(AbstractApplication):
         default=list, blank=True, validators=[validate_cidr_list],
         help_text="CIDRs the client may call from. Empty: any address.",
     )
+    federated_identities = models.JSONField(
+        default=list, blank=True, validators=[validate_federated_identities],
+        help_text="Workloads (a trusted issuer's subjects) that may authenticate as this client with their own JWT.",
+    )
     tenants = models.ManyToManyField(Tenant, blank=True, related_name="clients")
     roles = models.ManyToManyField(Role, blank=True, related_name="clients")
 
@@ -214,9 +262,16 @@ class Client(AbstractApplication):
         if self.jwks and self.jwks_uri:
             raise ValidationError({"jwks_uri": "Register jwks or jwks_uri, not both."})
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT and not (
-            self.jwks or self.jwks_uri
+            self.jwks or self.jwks_uri or self.federated_identities
         ):
-            raise ValidationError({"jwks": "A private_key_jwt client needs jwks or jwks_uri."})
+            raise ValidationError({"jwks": "A private_key_jwt client needs jwks, jwks_uri or federated identities."})
+        names = {identity["trusted_issuer"] for identity in self.federated_identities or ()
+                 if isinstance(identity, dict) and isinstance(identity.get("trusted_issuer"), str)}
+        unknown = names - set(TrustedIssuer.objects.filter(name__in=names).values_list("name", flat=True))
+        if unknown:
+            raise ValidationError(
+                {"federated_identities": f"No trusted issuer {', '.join(sorted(map(repr, unknown)))}."}
+            )
 
     @property
     def uses_secret(self) -> bool:
@@ -229,6 +284,53 @@ class Client(AbstractApplication):
     @property
     def owner(self):  # type: ignore[no-untyped-def]
         return self.user
+
+
+class TrustedIssuer(models.Model):
+    """A platform whose JWTs prove workloads (DESIGN §9.2): a Kubernetes cluster, a CI system,
+    a SPIFFE trust domain.  Clients name it in their ``federated_identities``."""
+
+    name = models.CharField(
+        max_length=100, unique=True, validators=[RegexValidator(r"^[-a-zA-Z0-9_]+\Z", "Letters, digits, - and _.")],
+        help_text="How clients' federated identities name this issuer, e.g. prod-cluster.",
+    )
+    issuer = models.CharField(
+        max_length=2000, unique=True, validators=[validate_issuer_identifier],
+        help_text="The exact iss of its tokens (https; http only for loopback), or spiffe://<trust domain>.",
+    )
+    jwks_uri = models.CharField(
+        max_length=2000, blank=True, default="", validators=[validate_https_url],
+        help_text="Where its keys are. Empty: jwks_uri of <issuer>/.well-known/openid-configuration.",
+    )
+    jwks = models.JSONField(
+        null=True, blank=True, default=None, validators=[validate_jwks],
+        help_text="Its keys as a static JWK Set, for an issuer whose discovery is not reachable.",
+    )
+    audiences = models.JSONField(
+        default=list, blank=True, validators=[validate_audience_list],
+        help_text="The aud values accepted. Empty: this server's ISSUER.",
+    )
+    max_token_lifetime = models.PositiveIntegerField(
+        default=24 * 3600, help_text="Seconds a token may live (exp - iat) at most."
+    )
+    enabled = models.BooleanField(default=True, help_text="A disabled issuer's tokens prove nothing.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.jwks and self.jwks_uri:
+            raise ValidationError({"jwks_uri": "Give jwks or jwks_uri, not both."})
+        if self.issuer.startswith(SPIFFE_SCHEME) and not (self.jwks or self.jwks_uri):
+            raise ValidationError(
+                {"jwks": "A SPIFFE trust domain has no discovery: give its bundle as jwks or jwks_uri."}
+            )
 
 
 class ClientSecretQuerySet(models.QuerySet["ClientSecret"]):

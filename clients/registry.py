@@ -35,7 +35,7 @@ from django.db.models import Q
 
 from authserver import dbread
 from clients import changefeed, metadata, versions
-from clients.models import Client, ClientSecret, RegistryState, Role, Tenant
+from clients.models import Client, ClientSecret, RegistryState, Role, Tenant, TrustedIssuer
 
 log = logging.getLogger("authserver.registry")
 
@@ -48,7 +48,7 @@ MAX_ENTRIES = 20_000
 
 # The tables behind the snapshots; a secret's last use is bookkeeping, not a change.
 WATCHED = versions.watched_models(
-    (Client, ClientSecret, Tenant, Role), column=versions.CLIENTS, bookkeeping=("last_used",)
+    (Client, ClientSecret, Tenant, Role, TrustedIssuer), column=versions.CLIENTS, bookkeeping=("last_used",)
 )
 
 
@@ -93,6 +93,19 @@ class ClientRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class IssuerRecord:
+    """A trusted issuer as federated client authentication sees it (DESIGN §9.2)."""
+
+    name: str
+    issuer: str
+    jwks_uri: str
+    jwks: Mapping[str, Any] | None
+    audiences: tuple[str, ...]
+    max_token_lifetime: int
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     client: ClientRecord
     secret: SecretRecord
@@ -107,6 +120,7 @@ class _Cache:
         self.read_at = 0.0
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
         self.clients: dict[str, ClientRecord] = {}
+        self.issuers: dict[str, IssuerRecord | None] = {}
         self.touched: dict[int, datetime] = {}
         self.pending: dict[int, datetime] = {}
 
@@ -189,6 +203,7 @@ def _fresh_version() -> int:
             if version != cache.version:
                 cache.entries = {}
                 cache.clients = {}
+                cache.issuers = {}
                 cache.version = version
             cache.marker = marker
     return version
@@ -235,6 +250,28 @@ def client(client_id: str) -> ClientRecord | None:
             return None
         record = _record(row["pk"], row["client_id"], {name: row[name] for name in _CLIENT_FIELDS})
         _remember(_cache.clients, client_id, record, version)
+    return record
+
+
+def trusted_issuer(issuer: str) -> IssuerRecord | None:
+    """The trusted issuer whose ``iss`` is ``issuer``, enabled or not; ``None`` if there is none.
+
+    Snapshotted like clients; the answer "none" is remembered too (there are few issuers,
+    and a workload token names one of them), up to ``MAX_ENTRIES``.
+    """
+    version = _fresh_version()
+    if issuer in _cache.issuers:
+        return _cache.issuers[issuer]
+    row = TrustedIssuer.objects.filter(issuer=issuer).values(
+        "name", "issuer", "jwks_uri", "jwks", "audiences", "max_token_lifetime", "enabled"
+    ).first()
+    record = None
+    if row is not None:
+        record = IssuerRecord(
+            name=row["name"], issuer=row["issuer"], jwks_uri=row["jwks_uri"], jwks=row["jwks"],
+            audiences=tuple(row["audiences"]), max_token_lifetime=row["max_token_lifetime"], enabled=row["enabled"],
+        )
+    _remember(_cache.issuers, issuer, record, version)
     return record
 
 

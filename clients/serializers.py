@@ -133,6 +133,26 @@ class JwksField(serializers.JSONField):
         super().__init__(allow_null=True, **kwargs)
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "maxItems": 100,
+        "items": {
+            "type": "object",
+            "required": ["trusted_issuer", "subject"],
+            "properties": {
+                "trusted_issuer": {"type": "string", "description": "A trusted issuer's name."},
+                "subject": {"type": "string", "description": "The exact sub, or a pattern with *."},
+                "claims": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            },
+        },
+        "example": [{"trusted_issuer": "prod-cluster", "subject": "system:serviceaccount:payments:*"}],
+    }
+)
+class IdentitiesField(serializers.JSONField):
+    """Federated identities as JSON; the model validates them."""
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not know, so that a typo is a 400 rather than silently ignored.
 
@@ -263,6 +283,8 @@ def _setting_field(setting: metadata.Setting, *, writable: bool) -> serializers.
         return OptionalChoiceField(choices=model_field.choices, **options)
     if kind is metadata.Kind.JWKS:
         return JwksField(**options)
+    if kind is metadata.Kind.IDENTITIES:
+        return IdentitiesField(**options)
     raise AssertionError(f"no API field for {kind}")
 
 

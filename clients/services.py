@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from clients import audit, metadata
 from clients import secrets as client_secrets
-from clients.models import Client, ClientSecret, Role, Tenant
+from clients.models import Client, ClientSecret, Role, Tenant, TrustedIssuer
 
 log = logging.getLogger("authserver.registry")
 
@@ -247,7 +247,12 @@ def client_validate_scopes(client: Client) -> None:
 
 
 def _unique(values: Sequence[Any]) -> list[Any]:
-    return list(dict.fromkeys(values))
+    """``values`` without repeats, in order (objects such as federated identities compared by value)."""
+    unique: list[Any] = []
+    for value in values:
+        if value not in unique:
+            unique.append(value)
+    return unique
 
 
 # --- tenants and roles ------------------------------------------------------------------
@@ -333,3 +338,76 @@ def role_delete(*, role: Role) -> None:
     claim_value = role.claim_value
     role.delete()
     audit.record("role.deleted", target=claim_value)
+
+
+# --- trusted issuers (workload identity federation, DESIGN §9.2) ----------------------------
+
+ISSUER_FIELDS = frozenset({"name", "issuer", "jwks_uri", "jwks", "audiences", "max_token_lifetime", "enabled"})
+
+
+def _issuer_snapshot(issuer: TrustedIssuer) -> dict[str, object]:
+    return {name: getattr(issuer, name) for name in sorted(ISSUER_FIELDS - {"name"})}
+
+
+def _issuer_duplicate(issuer: TrustedIssuer) -> dict[str, str]:
+    return {"name": f"A trusted issuer named {issuer.name!r} or with issuer {issuer.issuer!r} already exists."}
+
+
+@transaction.atomic
+def trusted_issuer_create(*, name: str, issuer: str, **fields: Any) -> TrustedIssuer:
+    """Trust a platform's JWTs; ``ValidationError`` on an invalid field or a taken name or issuer."""
+    record = TrustedIssuer(name=name, issuer=issuer)
+    _apply_issuer(record, fields)
+    _save_issuer(record)
+    audit.record("trusted_issuer.created", target=name, changes=_issuer_snapshot(record))
+    return record
+
+
+@transaction.atomic
+def trusted_issuer_update(*, trusted_issuer: TrustedIssuer, fields: Mapping[str, object]) -> TrustedIssuer:
+    """Update the fields given; the others keep their values.  Renaming it renames it in
+    every client's federated identities, which would otherwise stop matching."""
+    before, old_name = _issuer_snapshot(trusted_issuer), trusted_issuer.name
+    _apply_issuer(trusted_issuer, fields)
+    _save_issuer(trusted_issuer)
+    if trusted_issuer.name != old_name:
+        for client in Client.objects.filter(federated_identities__isnull=False).exclude(federated_identities=[]):
+            identities = [
+                {**identity, "trusted_issuer": trusted_issuer.name} if identity.get("trusted_issuer") == old_name
+                else identity for identity in client.federated_identities
+            ]
+            if identities != client.federated_identities:
+                client_update(client=client, fields={"federated_identities": identities})
+    after = _issuer_snapshot(trusted_issuer)
+    changes: dict[str, object] = {name: [before[name], after[name]] for name in after if before[name] != after[name]}
+    if trusted_issuer.name != old_name:
+        changes["name"] = [old_name, trusted_issuer.name]
+    audit.record("trusted_issuer.updated", target=trusted_issuer.name, changes=changes)
+    return trusted_issuer
+
+
+def trusted_issuer_delete(*, trusted_issuer: TrustedIssuer) -> None:
+    """Stop trusting the issuer: the identities naming it match nothing from the next request on."""
+    name = trusted_issuer.name
+    trusted_issuer.delete()
+    audit.record("trusted_issuer.deleted", target=name)
+
+
+def _apply_issuer(record: TrustedIssuer, fields: Mapping[str, object]) -> None:
+    unknown = set(fields) - ISSUER_FIELDS
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed." for name in sorted(unknown)})
+    for name, value in fields.items():
+        setattr(record, name, _unique(value) if isinstance(value, list | tuple) else value)
+
+
+def _save_issuer(record: TrustedIssuer) -> None:
+    record.full_clean(validate_unique=False)
+    duplicate = TrustedIssuer.objects.filter(Q(name=record.name) | Q(issuer=record.issuer)).exclude(pk=record.pk)
+    if duplicate.exists():
+        raise ValidationError(_issuer_duplicate(record))
+    try:
+        with transaction.atomic():
+            record.save()
+    except IntegrityError:
+        raise ValidationError(_issuer_duplicate(record)) from None

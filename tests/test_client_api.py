@@ -340,6 +340,7 @@ def test_create_returns_every_field_and_the_secret_once(http, writer):
         "jwks": None,
         "jwks_uri": "",
         "token_endpoint_auth_signing_alg": None,
+        "federated_identities": [],
         "access_token_ttl": 600,
         "audiences": ["https://api.example.com"],
         "allowed_ips": ["127.0.0.0/8", "2001:db8::/32"],
@@ -458,7 +459,7 @@ def test_read_shows_the_client_with_its_secrets_summary(http, reader, target):
     assert data == {
         "client_id": "billing", "client_name": "Billing", "enabled": True, "grant_types": ["client_credentials"],
         "scope": "invoices:read", "default_scope": "", "token_endpoint_auth_method": None, "access_token_ttl": None,
-        "jwks": None, "jwks_uri": "", "token_endpoint_auth_signing_alg": None,
+        "jwks": None, "jwks_uri": "", "token_endpoint_auth_signing_alg": None, "federated_identities": [],
         "audiences": [], "allowed_ips": [], "tenants": [], "roles": [],
         "created": iso(client.created), "updated": iso(client.updated),
         "secrets": [secret_summary(r) for r in records],
@@ -932,7 +933,7 @@ def test_schema_is_openapi_3_listing_every_route(http, path):
     assert set(schemas["ClientInput"]["properties"]) == {
         "client_id", "client_name", "enabled", "grant_types", "scope", "default_scope",
         "token_endpoint_auth_method", "jwks", "jwks_uri", "token_endpoint_auth_signing_alg", "access_token_ttl",
-        "audiences", "allowed_ips", "tenants", "roles",
+        "federated_identities", "audiences", "allowed_ips", "tenants", "roles",
     }
     assert set(schemas["ClientDetail"]["properties"]) == set(schemas["ClientInput"]["properties"]) | {
         "created", "updated", "secrets"

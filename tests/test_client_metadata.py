@@ -16,13 +16,21 @@ from joserfc.jwk import ECKey
 
 from clients import metadata, registry
 from clients.management.commands.createclient import Command as CreateClient
-from clients.models import AuditEvent, Client, Role, Tenant
+from clients.models import AuditEvent, Client, Role, Tenant, TrustedIssuer
 from clients.secrets import secret_prefix
 from clients.serializers import ClientInputSerializer, ClientSerializer, ClientUpdateSerializer
 from clients.services import UPDATABLE_FIELDS
 from tests.conftest import basic, post_token
 
 SETTINGS = [pytest.param(setting, id=setting.name) for setting in metadata.SETTINGS]
+
+
+@pytest.fixture(autouse=True)
+def _sample_issuer(request: pytest.FixtureRequest) -> None:
+    """The trusted issuer SAMPLE's federated identity names (for the tests that use the database)."""
+    if "db" in request.fixturenames or "make_client" in request.fixturenames or "admin_client" in request.fixturenames:
+        request.getfixturevalue("db")
+        TrustedIssuer.objects.create(name="sample-cluster", issuer="https://cluster.example.com")
 
 # A value for each setting that differs from its create default, as the model holds it.
 SAMPLE: dict[str, Any] = {
@@ -37,6 +45,10 @@ SAMPLE: dict[str, Any] = {
     "jwks": {"keys": [{**ECKey.generate_key("P-256").as_dict(private=False), "kid": "sample-1"}]},
     "jwks_uri": "",
     "token_endpoint_auth_signing_alg": "ES256",
+    "federated_identities": [
+        {"trusted_issuer": "sample-cluster", "subject": "system:serviceaccount:billing:*",
+         "claims": {"/kubernetes.io/namespace": "billing"}},
+    ],
     "allowed_ips": ["10.0.0.0/8"],
 }
 # jwks and jwks_uri exclude each other: the second sample sets the one the first leaves unset.
@@ -116,6 +128,7 @@ def test_createclient_sets_every_setting_with_a_flag(db: None, tmp_path: Any) ->
         "--scope": ["invoices:read", "invoices:write"], "--default-scope": ["invoices:read"],
         "--audience": ["https://api.example.com/"], "--ttl": ["10m"], "--auth-method": ["client_secret_post"],
         "--jwks-file": [str(jwks_file)], "--signing-alg": ["ES256"], "--allow-ip": ["10.0.0.0/8"],
+        "--federated-identity": [json.dumps(SAMPLE["federated_identities"][0])],
     }
     assert set(args) | {"--jwks-uri"} == {s.cli for s in metadata.SETTINGS if s.cli}
     for client_id, sample, extra in [

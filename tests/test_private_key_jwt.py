@@ -411,7 +411,7 @@ def _api(make_client, http) -> dict[str, str]:
         ({"jwks_uri": "ftp://keys.example.com/jwks"}, "jwks_uri", "must be an https URL"),
         ({"jwks_uri": "https://user:pw@keys.example.com/jwks"}, "jwks_uri", "no credentials"),
         ({"jwks": jwk_set(new_key("ES256")), "jwks_uri": "https://keys.example.com/jwks"}, "jwks_uri", "not both"),
-        ({"token_endpoint_auth_method": "private_key_jwt"}, "jwks", "needs jwks or jwks_uri"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "jwks", "needs jwks, jwks_uri or federated identities"),
         ({"token_endpoint_auth_signing_alg": "HS256"}, "token_endpoint_auth_signing_alg", "not a valid choice"),
     ],
 )

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clients import registry, versions
-from clients.models import Client, ClientSecret, RegistryState, Role, Tenant
+from clients.models import Client, ClientSecret, RegistryState, Role, Tenant, TrustedIssuer
 from clients.secrets import secret_prefix
 from tokens import keys
 from tokens.models import SigningKey
@@ -191,7 +191,7 @@ def test_the_version_row_comes_back_after_a_flush(db: None) -> None:
 
 def test_every_registry_table_is_watched() -> None:
     tables = {watched.table for watched in registry.WATCHED}
-    expected = {model._meta.db_table for model in (Client, ClientSecret, Tenant, Role)}
+    expected = {model._meta.db_table for model in (Client, ClientSecret, Tenant, Role, TrustedIssuer)}
     expected |= {Client.tenants.through._meta.db_table, Client.roles.through._meta.db_table}
     assert tables == expected
     assert all(w.column == versions.CLIENTS for w in registry.WATCHED)

@@ -32,7 +32,7 @@ def _dest(setting: metadata.Setting) -> str:
 def _add_setting(parser: CommandParser, setting: metadata.Setting) -> None:
     """One flag per client setting that has one (``clients.metadata``)."""
     assert setting.cli is not None
-    if setting.is_list:
+    if setting.is_list or setting.kind is metadata.Kind.IDENTITIES:
         parser.add_argument(setting.cli, action="append", help=setting.cli_help)
     elif setting.kind is metadata.Kind.BOOLEAN:
         parser.add_argument(setting.cli, action=argparse.BooleanOptionalAction, help=setting.cli_help)
@@ -43,7 +43,22 @@ def _add_setting(parser: CommandParser, setting: metadata.Setting) -> None:
         parser.add_argument(setting.cli, help=setting.cli_help)
 
 
+def _identity(text: str) -> Any:
+    """``NAME=SUBJECT`` or a JSON object (``--federated-identity``)."""
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise CommandError(f"--federated-identity: not JSON: {text}") from None
+    name, equals, subject = text.partition("=")
+    if not equals:
+        raise CommandError("--federated-identity: write ISSUER_NAME=SUBJECT_PATTERN or a JSON object.")
+    return {"trusted_issuer": name, "subject": subject}
+
+
 def _value(setting: metadata.Setting, raw: Any) -> Any:
+    if setting.kind is metadata.Kind.IDENTITIES:
+        return [_identity(text) for text in raw or []]
     if setting.is_list:
         return _split(raw)
     if setting.kind is metadata.Kind.DURATION:
