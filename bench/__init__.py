@@ -8,6 +8,8 @@ wrk threads = min(c, 2)) after a short warm-up:
 
 - ``authserver``: this project on SQLite (and ``authserver-postgres`` with ``--postgres``,
   ``authserver-registry`` with ``--registry N``: N more clients, requests spread over many);
+- ``private_key_jwt``: the same, its client authenticating with a fresh ES256 assertion per
+  request (RFC 7523, ``bench/assertions.py``) instead of a secret;
 - ``trivial``: a Django view returning fixed token-shaped JSON (bench/trivial): Django's floor;
 - ``dot-plain`` / ``dot-hashed``: stock django-oauth-toolkit 3.4 (bench/dot) with plain and
   with hashed (PBKDF2, DOT's default) client secrets.

@@ -17,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import procstat, report, servers
-from bench.load import Run, measure, require_wrk, run_wrk, write_requests
+from bench.load import RequestFiles, Run, measure, require_wrk, run_wrk
 from bench.report import MemoryResult
 from bench.servers import ROOT, RunningServer, Target
 
-SERVERS = ("authserver", "trivial", "dot-plain", "dot-hashed", "authserver-postgres", "authserver-registry")
+SERVERS = ("authserver", "private_key_jwt", "trivial", "dot-plain", "dot-hashed",
+           "authserver-postgres", "authserver-registry")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 MEMORY_CONCURRENCY = 8
 
@@ -111,6 +112,9 @@ def plans(options: argparse.Namespace) -> list[Plan]:
     candidates: list[tuple[str, Prepare]] = [
         ("authserver", lambda w: nullcontext(
             servers.authserver_target(name="authserver", database_url=f"sqlite:///{w / 'authserver.sqlite3'}"))),
+        ("private_key_jwt", lambda w: nullcontext(servers.private_key_jwt_target(
+            name="private_key_jwt", database_url=f"sqlite:///{w / 'private_key_jwt.sqlite3'}",
+            jwks_file=w / "private_key_jwt-jwks.json"))),
         ("trivial", _fixed(servers.trivial_target)),
         ("dot-plain", lambda w: nullcontext(
             servers.dot_target(name="dot-plain", database=w / "dot-plain.sqlite3", hashed=False))),
@@ -132,13 +136,15 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_server(server: RunningServer, requests_file: Path, options: argparse.Namespace) -> list[Run]:
+def load_server(server: RunningServer, requests: RequestFiles, options: argparse.Namespace) -> list[Run]:
     servers.check_token_request(server.target)
     if options.warmup > 0:
-        run_wrk(server.target, requests_file, concurrency=max(2, min(8, max(options.concurrency))),
-                seconds=options.warmup)
+        concurrency = max(2, min(8, max(options.concurrency)))
+        run_wrk(server.target, requests.for_run(concurrency=concurrency, seconds=options.warmup),
+                concurrency=concurrency, seconds=options.warmup)
     runs = []
     for concurrency in options.concurrency:
+        requests_file = requests.for_run(concurrency=concurrency, seconds=options.duration)
         workers = server.pids()
         run = measure(server, requests_file, concurrency=concurrency, seconds=options.duration)
         if server.pids() != workers:
@@ -151,14 +157,16 @@ def load_server(server: RunningServer, requests_file: Path, options: argparse.Na
     return runs
 
 
-def memory_check(server: RunningServer, requests_file: Path, options: argparse.Namespace) -> MemoryResult:
+def memory_check(server: RunningServer, requests: RequestFiles, options: argparse.Namespace) -> MemoryResult:
     """Worker memory after ``--memory-baseline`` requests and after ``--memory`` in all."""
     servers.check_token_request(server.target)
     phases = []
     for count in (options.memory_baseline, options.memory - options.memory_baseline):
         # Bounded in time too: at 100 req/s or more the count is reached first.
+        seconds = max(60.0, count / 100)
+        requests_file = requests.for_run(concurrency=MEMORY_CONCURRENCY, seconds=seconds, limit=count)
         phase = measure(server, requests_file, concurrency=MEMORY_CONCURRENCY,
-                        seconds=max(60.0, count / 100), limit=count, label=f"{server.target.name} (memory)")
+                        seconds=seconds, limit=count, label=f"{server.target.name} (memory)")
         workers = procstat.children(server.process.pid)
         rss = {str(pid): round(procstat.rss_bytes(pid) / 2**20, 1) for pid in workers}
         private = {str(pid): round(procstat.private_bytes(pid) / 2**20, 1) for pid in workers}
@@ -217,16 +225,16 @@ def main(argv: list[str]) -> int:
             say(f"{plan.name}: preparing ...")
             began = time.monotonic()
             with plan.prepare(workdir) as target:
-                requests_file = write_requests(target, workdir / f"{plan.name}-requests.lua")
+                requests = RequestFiles(target, workdir / f"{plan.name}-requests.lua")
                 say(f"{plan.name}: ready in {time.monotonic() - began:.1f} s, {len(target.credentials)} client(s), "
                     f"{target.url}")
                 if plan.load:
                     with servers.serve(target, workdir / f"{plan.name}.log") as server:
-                        runs.extend(load_server(server, requests_file, options))
+                        runs.extend(load_server(server, requests, options))
                 if plan.memory:
                     say(f"{plan.name}: memory check on fresh workers, {options.memory:,} requests ...")
                     with servers.serve(target, workdir / f"{plan.name}-memory.log") as server:
-                        memory = memory_check(server, requests_file, options)
+                        memory = memory_check(server, requests, options)
 
     found = report.checks(runs, memory)
     print()

@@ -25,6 +25,11 @@ LIMIT_MARKER = "BENCH_LIMIT"
 WRK_TIMEOUT_SECONDS = 30
 IDLE_POLL_SECONDS = 0.25
 IDLE_TIMEOUT_SECONDS = 120.0
+# private_key_jwt: every request of a run needs its own assertion, made before the run for
+# at least this many requests a second (the server does about 3,000 at most), each wrk thread
+# a slice of its own with room for serving more than its even share.
+UNIQUE_RATE_CEILING = 4500
+UNIQUE_THREAD_MARGIN = 1.25
 
 
 @dataclass(frozen=True)
@@ -93,18 +98,88 @@ def _lua_string(value: str) -> str:
     return json.dumps(value)  # for printable ASCII, a JSON string is a valid Lua string
 
 
+def _lua_headers(headers: dict[str, str]) -> str:
+    return ", ".join(f"[{_lua_string(name)}] = {_lua_string(value)}" for name, value in headers.items())
+
+
+def wrk_threads(concurrency: int) -> int:
+    return min(concurrency, 2)
+
+
+def wrk_seconds(seconds: float) -> int:
+    """wrk's ``-d``: whole seconds, at least one."""
+    return max(1, round(seconds))
+
+
 def write_requests(target: Target, path: Path) -> Path:
     """The Lua table of token requests wrk cycles through: one per credential."""
     lines = [f"return {{path = {_lua_string(target.token_path)}, requests = {{"]
     for credential in target.credentials:
-        headers = (
-            f'["Authorization"] = {_lua_string(credential.basic())}, '
-            '["Content-Type"] = "application/x-www-form-urlencoded"'
-        )
+        headers = _lua_headers(target.headers(credential))
         lines.append(f"  {{headers = {{{headers}}}, body = {_lua_string(target.body)}}},")
     lines.append("}}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def unique_requests_per_thread(*, concurrency: int, seconds: float, limit: int = 0) -> int:
+    """How many single-use requests each wrk thread gets for one run (plus the one wrk's
+    start-up check takes from the first thread and those in flight when a thread stops)."""
+    threads = wrk_threads(concurrency)
+    if limit:
+        return math.ceil(limit / threads) + concurrency + 16
+    share = UNIQUE_THREAD_MARGIN / threads if threads > 1 else 1.0
+    return math.ceil(UNIQUE_RATE_CEILING * wrk_seconds(seconds) * share) + concurrency + 16
+
+
+def write_unique_requests(target: Target, path: Path, *, threads: int, per_thread: int) -> list[Path]:
+    """A requests file whose every request is used once: ``path`` (Lua) names one file of
+    bodies per wrk thread, ``per_thread`` lines each, each body with its own fresh assertion.
+    A thread sends its own lines in order and stops when they run out (an error), so no two
+    threads or connections ever send the same assertion.  Returns the files written."""
+    assert target.signer is not None
+    slices = [path.with_name(f"{path.stem}-t{index}.txt") for index in range(1, threads + 1)]
+    now = int(time.time())
+    for slice_path in slices:
+        with slice_path.open("w") as out:
+            for _ in range(per_thread):
+                out.write(target.signer.body(target.body, now) + "\n")
+    headers = _lua_headers(target.headers(target.credentials[0]))
+    path.write_text(
+        f"return {{path = {_lua_string(target.token_path)}, headers = {{{headers}}},\n"
+        # Sent by a thread that has run out: no credentials, so it cannot replay anything (401).
+        f"  exhausted = {_lua_string(target.body)},\n"
+        f"  slices = {{{', '.join(_lua_string(str(item)) for item in slices)}}}}}\n"
+    )
+    return [path, *slices]
+
+
+class RequestFiles:
+    """The requests file wrk reads for each run against one target.
+
+    With a secret, one file written once that every run cycles through. With a signer
+    (private_key_jwt), new files before each run, sized for it (setup, outside the timed
+    run), the previous run's deleted: an assertion is accepted once, so none is reused
+    across runs, threads or connections.
+    """
+
+    def __init__(self, target: Target, path: Path) -> None:
+        self.target = target
+        self.path = path
+        self._written: list[Path] = []
+        if target.signer is None:
+            write_requests(target, path)
+
+    def for_run(self, *, concurrency: int, seconds: float, limit: int = 0) -> Path:
+        if self.target.signer is None:
+            return self.path
+        for old in self._written:
+            old.unlink(missing_ok=True)
+        self._written = write_unique_requests(
+            self.target, self.path, threads=wrk_threads(concurrency),
+            per_thread=unique_requests_per_thread(concurrency=concurrency, seconds=seconds, limit=limit),
+        )
+        return self.path
 
 
 def run_wrk(target: Target, requests_file: Path, *, concurrency: int, seconds: float,
@@ -115,10 +190,10 @@ def run_wrk(target: Target, requests_file: Path, *, concurrency: int, seconds: f
     says so on stdout; once all have, wrk is interrupted (SIGINT), which ends the run early
     with its full report.
     """
-    threads = min(concurrency, 2)
+    threads = wrk_threads(concurrency)
     per_thread = math.ceil(limit / threads) if limit else 0
     command = [
-        require_wrk(), "-t", str(threads), "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
+        require_wrk(), "-t", str(threads), "-c", str(concurrency), "-d", f"{wrk_seconds(seconds)}s",
         "--timeout", f"{WRK_TIMEOUT_SECONDS}s", "-s", str(LUA_SCRIPT),
         f"{target.url}{target.token_path}", "--", str(requests_file), str(per_thread),
     ]
@@ -188,7 +263,7 @@ def measure(server: RunningServer, requests_file: Path, *, concurrency: int, sec
     return Run(
         server=label or server.target.name,
         concurrency=concurrency,
-        threads=min(concurrency, 2),
+        threads=wrk_threads(concurrency),
         requests=result.requests,
         seconds=round(elapsed, 3),
         requests_per_second=round(result.requests / elapsed, 1) if elapsed else 0.0,

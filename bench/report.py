@@ -122,6 +122,7 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
                            held >= 0.9 and c32.errors == 0))
     else:
         found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors", "not measured", None))
+    found.append(private_key_jwt_check(runs))
     if any(r.server == "authserver-postgres" for r in runs):
         found.append(_ratio_check(runs, "PostgreSQL / SQLite >= 80 %", "authserver-postgres", "authserver",
                                   lambda r: r >= 0.8, lambda r: f"{r:.0%}"))
@@ -135,6 +136,17 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
             memory.growth_mb < 10 and memory.errors == 0,
         ))
     return found
+
+
+def private_key_jwt_check(runs: Sequence[Run]) -> Check:
+    """private_key_jwt (an ES256 assertion per request, its jti recorded) against the secret
+    path (``authserver``, client_secret_basic) of the same run, and no errors at any concurrency."""
+    goal = "private_key_jwt / secret (authserver) >= 50 %, 0 errors"
+    ratio = _ratio_check(runs, goal, "private_key_jwt", "authserver", lambda r: r >= 0.5, lambda r: f"{r:.0%}")
+    if ratio.passed is None:
+        return ratio
+    errors = sum(r.errors for r in runs if r.server == "private_key_jwt")
+    return Check(goal, f"{ratio.measured}, {errors} errors", ratio.passed and errors == 0)
 
 
 def checks_text(found: Sequence[Check]) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from bench import procstat
+from bench.assertions import AssertionSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -57,10 +58,19 @@ class Target:
     token_path: str
     body: str
     credentials: tuple[Credential, ...]
+    # private_key_jwt: each request carries its own fresh assertion (``body`` plus one)
+    # instead of client_secret_basic.
+    signer: AssertionSigner | None = None
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    def headers(self, credential: Credential) -> dict[str, str]:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self.signer is None:
+            headers["Authorization"] = credential.basic()
+        return headers
 
 
 @dataclass
@@ -125,6 +135,21 @@ def _last_json_line(output: str) -> dict[str, str]:
 # --- authserver --------------------------------------------------------------------------
 
 AUTHSERVER_SCOPE = "invoices:read"
+# What each bench client may have: the same for every authentication method.
+CLIENT_GRANTS = ("--scope", "invoices:read", "--scope", "invoices:write",
+                 "--tenant", "acme", "--role", "auditor", "--role", "acme/reader")
+PRIVATE_KEY_JWT_CLIENT = "bench-pkjwt"
+
+
+def _authserver_env(port: int, database_url: str) -> dict[str, str]:
+    """authserver's environment on ``database_url``, migrated; its ISSUER is its own URL."""
+    env = _server_env(port, "authserver.settings", {
+        "SECRET_HASH_KEY": secrets.token_hex(32),
+        "ISSUER": f"http://{HOST}:{port}",
+        "DATABASE_URL": database_url,
+    })
+    run_python(["manage.py", "migrate", "--noinput", "-v", "0"], env)
+    return env
 
 
 def authserver_target(*, name: str, database_url: str, registry_file: Path | None = None,
@@ -135,17 +160,9 @@ def authserver_target(*, name: str, database_url: str, registry_file: Path | Non
     requests rotate over ``registry_sample`` of them instead of the one client.
     """
     port = free_port()
-    env = _server_env(port, "authserver.settings", {
-        "SECRET_HASH_KEY": secrets.token_hex(32),
-        "ISSUER": f"http://{HOST}:{port}",
-        "DATABASE_URL": database_url,
-    })
-    run_python(["manage.py", "migrate", "--noinput", "-v", "0"], env)
-    created = _last_json_line(run_python([
-        "manage.py", "createclient", "bench", "--client-id", "bench",
-        "--scope", "invoices:read", "--scope", "invoices:write",
-        "--tenant", "acme", "--role", "auditor", "--role", "acme/reader", "--json",
-    ], env))
+    env = _authserver_env(port, database_url)
+    created = _last_json_line(run_python(
+        ["manage.py", "createclient", "bench", "--client-id", "bench", *CLIENT_GRANTS, "--json"], env))
     credentials: tuple[Credential, ...] = (Credential(created["client_id"], created["client_secret"]),)
     if registry_size and registry_file is not None:
         run_python(["-m", "bench.registry", str(registry_size), str(registry_sample), str(registry_file)], env)
@@ -153,6 +170,23 @@ def authserver_target(*, name: str, database_url: str, registry_file: Path | Non
                             for c in json.loads(registry_file.read_text()))
     body = f"grant_type=client_credentials&scope={quote(AUTHSERVER_SCOPE, safe='')}"
     return Target(name, "authserver.wsgi", env, port, "/oauth/token", body, credentials)
+
+
+def private_key_jwt_target(*, name: str, database_url: str, jwks_file: Path) -> Target:
+    """authserver as ``authserver_target``, its one client registered for ``private_key_jwt``
+    (RFC 7523) with an EC P-256 public key and no secret; requests carry ES256 assertions."""
+    port = free_port()
+    env = _authserver_env(port, database_url)
+    signer = AssertionSigner(PRIVATE_KEY_JWT_CLIENT, audience=env["ISSUER"])
+    created = _last_json_line(run_python([
+        "manage.py", "createclient", PRIVATE_KEY_JWT_CLIENT, "--client-id", PRIVATE_KEY_JWT_CLIENT, *CLIENT_GRANTS,
+        "--auth-method", "private_key_jwt", "--jwks-file", str(signer.write_jwks(jwks_file)), "--json",
+    ], env))
+    if created.get("client_id") != PRIVATE_KEY_JWT_CLIENT or "client_secret" in created:
+        raise RuntimeError(f"createclient --auth-method private_key_jwt printed {created}")
+    body = f"grant_type=client_credentials&scope={quote(AUTHSERVER_SCOPE, safe='')}"
+    return Target(name, "authserver.wsgi", env, port, "/oauth/token", body,
+                  (Credential(PRIVATE_KEY_JWT_CLIENT, ""),), signer=signer)
 
 
 @contextmanager
@@ -256,10 +290,8 @@ def check_token_request(target: Target) -> None:
     """One token request before any load: the server answers 200 with an access token."""
     connection = http.client.HTTPConnection(HOST, target.port, timeout=60)
     try:
-        connection.request("POST", target.token_path, body=target.body, headers={
-            "Authorization": target.credentials[0].basic(),
-            "Content-Type": "application/x-www-form-urlencoded",
-        })
+        body = target.signer.body(target.body) if target.signer else target.body
+        connection.request("POST", target.token_path, body=body, headers=target.headers(target.credentials[0]))
         response = connection.getresponse()
         payload = response.read()
     finally:

@@ -4,7 +4,15 @@
 --
 -- REQUESTS.lua (written by bench/load.py) returns {path = ..., requests = {{headers = {...}, body = ...}, ...}}.
 -- Each thread cycles through the requests from its own starting point, so many clients are
--- spread over the run. A response is an error unless its status is 2xx and its body holds
+-- spread over the run.
+--
+-- Or, for requests that may be sent only once (private_key_jwt: each assertion is accepted
+-- once), {path = ..., headers = {...}, exhausted = BODY, slices = {FILE1, FILE2, ...}}: thread i
+-- reads its own FILEi (one body per line) and sends each line once, in order, never wrapping;
+-- a thread that runs out counts an error, stops, and answers wrk's further calls with the
+-- credential-less "exhausted" body (refused, and counted as errors too).
+--
+-- A response is an error unless its status is 2xx and its body holds
 -- "access_token". With LIMIT, each thread stops after LIMIT responses and prints BENCH_LIMIT.
 -- done() prints one line: BENCH_RESULT {json}; latencies in microseconds.
 
@@ -19,17 +27,46 @@ function init(args)
   local spec = dofile(args[1])
   limit = tonumber(args[2] or "0") or 0
   prepared = {}
-  for i, r in ipairs(spec.requests) do
-    prepared[i] = wrk.format("POST", spec.path, r.headers, r.body)
+  if spec.slices then
+    local file = spec.slices[thread_index]
+    if file == nil then
+      error("no slice of single-use requests for thread " .. thread_index)
+    end
+    for body in io.lines(file) do
+      prepared[#prepared + 1] = wrk.format("POST", spec.path, spec.headers, body)
+    end
+    single_use = true
+    exhausted = wrk.format("POST", spec.path, spec.headers, spec.exhausted)
+    position = 0
+  else
+    for i, r in ipairs(spec.requests) do
+      prepared[i] = wrk.format("POST", spec.path, r.headers, r.body)
+    end
+    single_use = false
+    position = ((thread_index - 1) * 7919) % #prepared
   end
   count = #prepared
-  position = ((thread_index - 1) * 7919) % count
+  ran_out = false
   responses = 0
   errors = 0
   first_error = ""
 end
 
 function request()
+  if single_use then
+    if position >= count then
+      if not ran_out then
+        ran_out = true
+        errors = errors + 1
+        local earlier = first_error ~= "" and ("; earlier: " .. first_error) or ""
+        first_error = "thread " .. thread_index .. " ran out of its " .. count .. " single-use requests" .. earlier
+        wrk.thread:stop()
+      end
+      return exhausted
+    end
+    position = position + 1
+    return prepared[position]
+  end
   position = position % count + 1
   return prepared[position]
 end
