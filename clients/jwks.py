@@ -82,7 +82,8 @@ def _key(data: object, index: int) -> PublicKey:
     kid = data.get("kid")
     if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 200):
         raise InvalidKeySet(f"{where}: kid must be a non-empty string.")
-    if data.get("use", "sig") != "sig":
+    # SPIFFE trust bundles mark JWT-SVID keys "jwt-svid" (SPIFFE Trust Domain and Bundle §4.2.2).
+    if data.get("use", "sig") not in ("sig", "jwt-svid"):
         raise InvalidKeySet(f"{where}: use must be sig.")
     alg = data.get("alg")
     if alg is not None:
@@ -90,7 +91,8 @@ def _key(data: object, index: int) -> PublicKey:
             raise InvalidKeySet(f"{where}: alg must be one of {', '.join(algorithms)} for this key.")
         algorithms = (alg,)
     try:
-        key = _KEY_CLASSES[kty].import_key(data)
+        # joserfc knows only RFC 7517's "use" values; the check above has read it already.
+        key = _KEY_CLASSES[kty].import_key({name: value for name, value in data.items() if name != "use"})
     except (JoseError, ValueError, TypeError, KeyError) as error:
         raise InvalidKeySet(f"{where} is not a valid {kty} public key.") from error
     if kty == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
@@ -146,6 +148,21 @@ def validate_jwks(value: object) -> None:
         parse_key_set(value)
     except InvalidKeySet as error:
         raise ValidationError(str(error), code="invalid_jwks") from None
+
+
+def validate_issuer_jwks(value: object) -> None:
+    """Model validator for ``TrustedIssuer.jwks``: null, or a JWK Set (a trust bundle may also
+    hold keys of other uses, which are skipped) with no private key and a usable one."""
+    from django.core.exceptions import ValidationError
+
+    if value is None:
+        return
+    try:
+        usable = parse_key_set(value, strict=False)
+    except InvalidKeySet as error:
+        raise ValidationError(str(error), code="invalid_jwks") from None
+    if not usable:
+        raise ValidationError("The JWK Set holds no usable signing key.", code="invalid_jwks")
 
 
 def is_loopback_host(host: str | None) -> bool:

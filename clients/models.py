@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from oauth2_provider.models import AbstractApplication
 
-from clients.jwks import SIGNING_ALGORITHMS, url_problem, validate_https_url, validate_jwks
+from clients.jwks import SIGNING_ALGORITHMS, url_problem, validate_https_url, validate_issuer_jwks, validate_jwks
 from clients.secrets import generate_client_id
 
 # RFC 6749 §2.2 leaves the client identifier's syntax to us; the client_id
@@ -303,7 +303,7 @@ class TrustedIssuer(models.Model):
         help_text="Where its keys are. Empty: jwks_uri of <issuer>/.well-known/openid-configuration.",
     )
     jwks = models.JSONField(
-        null=True, blank=True, default=None, validators=[validate_jwks],
+        null=True, blank=True, default=None, validators=[validate_issuer_jwks],
         help_text="Its keys as a static JWK Set, for an issuer whose discovery is not reachable.",
     )
     audiences = models.JSONField(

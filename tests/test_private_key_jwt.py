@@ -104,8 +104,11 @@ def test_every_token_path_accepts_an_assertion_naming_it(key_client, key, http, 
 
 def test_client_id_may_be_sent_and_must_equal_sub(key_client, key, http, caplog) -> None:
     assert token_request(http, assertion(key), client_id="signer").status_code == 200
-    assert_invalid_client(token_request(http, assertion(key), client_id="someone-else"))
+    assert_invalid_client(token_request(http, assertion(key, sub="someone-else"), client_id="signer"))
     assert refusal_reason(caplog) == "client_id differs from the assertion's sub"
+    # A client_id other than the assertion's iss makes it a workload's token for that client (§9.2).
+    assert_invalid_client(token_request(http, assertion(key), client_id="someone-else"))
+    assert refusal_reason(caplog) == "unknown client"
 
 
 def test_without_kid_each_fitting_key_is_tried(make_client, http) -> None:

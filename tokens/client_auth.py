@@ -22,7 +22,7 @@ from clients import registry, usage
 from clients import secrets as client_secrets
 from clients.models import CLIENT_ID_PATTERN, Client, TokenEndpointAuthMethod
 from clients.registry import ClientRecord
-from tokens import paths, private_key_jwt, ratelimit
+from tokens import federation, paths, private_key_jwt, ratelimit
 from tokens.addresses import IPAddress, address_allowed
 from tokens.errors import (
     InvalidClientError,
@@ -38,6 +38,9 @@ log = logging.getLogger("authserver.client_auth")
 BASIC = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value
 POST = TokenEndpointAuthMethod.CLIENT_SECRET_POST.value
 PRIVATE_KEY_JWT = TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value
+# A workload's platform-issued JWT (DESIGN §9.2): no RFC 7591 method, allowed by the client's identities.
+FEDERATED = "federated"
+_ASSERTION_TYPES = (private_key_jwt.ASSERTION_TYPE, federation.SPIFFE_ASSERTION_TYPE)
 # What a client whose method is unset may use: a secret, either way.
 _UNSET_ALLOWS = frozenset({BASIC, POST})
 _SECRET_LIKE = re.compile(re.escape(client_secrets.MARKER) + r"[A-Za-z0-9_-]*")
@@ -96,9 +99,11 @@ def credentials_from_form(params: dict[str, list[str]]) -> PresentedCredentials 
 
 
 def credentials_from_assertion(params: dict[str, list[str]]) -> PresentedCredentials:
-    """``private_key_jwt``: RFC 7521 §4.2 and RFC 7523 §2.2, a JWT in ``client_assertion``.
+    """A JWT in ``client_assertion`` (RFC 7521 §4.2): ``private_key_jwt`` (RFC 7523 §2.2) when its
+    ``iss`` is the client's own id, else a workload's token (federation, DESIGN §9.2).
 
-    ``client_id`` may be sent, and must then be the assertion's ``sub`` (RFC 7521 §4.2).
+    For ``private_key_jwt`` ``client_id`` may be sent, and must then be the assertion's
+    ``sub``; a federated assertion needs it, since its ``sub`` names the workload.
     """
     assertion_type = single(params, "client_assertion_type")
     token = single(params, "client_assertion")
@@ -106,7 +111,7 @@ def credentials_from_assertion(params: dict[str, list[str]]) -> PresentedCredent
         missing = "client_assertion" if token is None else "client_assertion_type"
         raise InvalidRequestError(description=f"The {missing} parameter is required with the other.")
     body_id = single(params, "client_id")
-    if assertion_type != private_key_jwt.ASSERTION_TYPE:
+    if assertion_type not in _ASSERTION_TYPES:
         raise ClientAuthenticationFailed(
             "unsupported client_assertion_type", client_id=body_id, method=PRIVATE_KEY_JWT,
             kind=FailureReason.MALFORMED_CREDENTIALS,
@@ -117,6 +122,13 @@ def credentials_from_assertion(params: dict[str, list[str]]) -> PresentedCredent
         raise ClientAuthenticationFailed(
             rejected.reason, client_id=body_id, method=PRIVATE_KEY_JWT, kind=FailureReason.MALFORMED_CREDENTIALS
         ) from None
+    if assertion_type == federation.SPIFFE_ASSERTION_TYPE or (body_id is not None and assertion.issuer != body_id):
+        if body_id is None:
+            raise ClientAuthenticationFailed(
+                "federated assertion without client_id", client_id=None, method=FEDERATED,
+                kind=FailureReason.MALFORMED_CREDENTIALS,
+            )
+        return PresentedCredentials(method=FEDERATED, client_ids=(body_id,), assertion=assertion)
     subject = assertion.subject
     if body_id is not None and body_id != subject:
         raise ClientAuthenticationFailed(
@@ -172,14 +184,18 @@ def authenticate_client(
     def fail(reason: str, kind: FailureReason | None = None) -> ClientAuthenticationFailed:
         return ClientAuthenticationFailed(reason, client_id=first_id, method=credentials.method, kind=kind)
 
-    if credentials.assertion is not None:
+    if credentials.method == FEDERATED:
+        assert credentials.assertion is not None
+        client = _authenticate_workload(credentials.assertion, first_id, fail=fail)
+    elif credentials.assertion is not None:
         client = _authenticate_assertion(credentials.assertion, first_id, path=path, fail=fail)
     else:
         client = _authenticate_secret(credentials, now=now, fail=fail)
     if not client.enabled:
         raise fail("client disabled")
     allowed = {client.token_endpoint_auth_method} if client.token_endpoint_auth_method else _UNSET_ALLOWS
-    if credentials.method not in allowed:
+    # A federated identity is itself the operator's permission; no method restricts it.
+    if credentials.method != FEDERATED and credentials.method not in allowed:
         raise fail(f"auth method {credentials.method} not allowed")
     if not address_allowed(address, client.allowed_ips):
         raise fail(f"address {address} not allowed")
@@ -235,6 +251,29 @@ def _authenticate_assertion(
     except private_key_jwt.ReplayCheckUnavailable as error:
         log.warning("client authentication impossible now: replay store unavailable (%s)", error)
         raise ServiceUnavailableError() from None
+    return client
+
+
+def _authenticate_workload(assertion: private_key_jwt.Assertion, client_id: str, *, fail: _Fail) -> ClientRecord:
+    """Federation (``tokens.federation``): the client named by ``client_id``, proven by a
+    workload token one of its identities matches.  The success is logged with the issuer
+    and the workload's ``sub``, so the trail says which workload got the token."""
+    client = registry.client(client_id) if CLIENT_ID_PATTERN.fullmatch(client_id) else None
+    if client is None:
+        raise fail("unknown client")
+    try:
+        workload = federation.authenticate(assertion, client=client)
+    except private_key_jwt.AssertionRejected as rejected:
+        raise fail(f"workload token: {rejected.reason}", FailureReason.INVALID_ASSERTION) from None
+    except private_key_jwt.KeysUnavailable as error:
+        log.warning("client authentication impossible now: client_id=%r trusted issuer %s has no keys",
+                    client_id, error)
+        raise ServiceUnavailableError(description="The workload's issuer keys cannot be fetched now.") from None
+    log.info(
+        "federated client authentication: client_id=%r trusted_issuer=%s subject=%r",
+        client_id, workload.trusted_issuer, workload.subject[:200],
+        extra={"client_id": client_id, "trusted_issuer": workload.trusted_issuer, "subject": workload.subject[:200]},
+    )
     return client
 
 

@@ -103,18 +103,22 @@ def parse(token: str) -> Assertion:
 
 
 @functools.lru_cache(maxsize=1024)
-def _registered(jwks_json: str) -> tuple[PublicKey, ...]:
-    """A registered set, parsed once per process (keyed by its canonical JSON)."""
+def _parsed(jwks_json: str) -> tuple[PublicKey, ...]:
     try:
         return parse_key_set(json.loads(jwks_json))
     except InvalidKeySet:
         return ()  # the model refuses such a set; one written around it authenticates nothing
 
 
+def registered_keys(jwks: Mapping[str, Any]) -> tuple[PublicKey, ...]:
+    """A registered JWK Set's keys, parsed once per process (keyed by its canonical JSON)."""
+    return _parsed(json.dumps(jwks, sort_keys=True))
+
+
 def client_keys(client: ClientRecord, *, kid: str | None) -> tuple[PublicKey, ...]:
     """The client's public keys: its ``jwks``, or those published at its ``jwks_uri``."""
     if client.jwks:
-        return _registered(json.dumps(client.jwks, sort_keys=True))
+        return registered_keys(client.jwks)
     if client.jwks_uri:
         try:
             return remote_keys.keys(client.jwks_uri, kid=kid)

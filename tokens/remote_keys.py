@@ -1,5 +1,6 @@
 """JWK Sets fetched from URLs an operator registered: a client's ``jwks_uri`` (DESIGN §9.1)
-and a trusted issuer's keys (§9.2).
+and a trusted issuer's keys (§9.2), found through its OpenID discovery document unless
+registered.
 
 Every fetch is bounded: 2 s in all, no redirects (a registered URL must not become a way
 to reach elsewhere), at most 64 KiB read.  A set is cached for its ``Cache-Control``
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from clients.jwks import MAX_JWKS_BYTES, InvalidKeySet, PublicKey, parse_key_set
+from clients.jwks import MAX_JWKS_BYTES, InvalidKeySet, PublicKey, parse_key_set, url_problem
 
 log = logging.getLogger("authserver.remote_keys")
 
@@ -66,6 +67,7 @@ def reset() -> None:
     """Forget every cached set (tests)."""
     with _lock:
         _entries.clear()
+        _discovered.clear()
 
 
 def cache_seconds(cache_control: str | None) -> int:
@@ -159,3 +161,58 @@ def keys(url: str, *, kid: str | None) -> tuple[PublicKey, ...]:
     if entry.keys is None:
         raise KeysUnavailable(url)
     return entry.keys
+
+
+# --- OpenID discovery of an issuer's keys (DESIGN §9.2) ----------------------------------------
+
+
+@dataclass
+class _Discovered:
+    jwks_uri: str | None  # None: never discovered
+    fresh_until: float
+
+
+_discovered: dict[str, _Discovered] = {}
+
+
+def discovery_url(issuer: str) -> str:
+    """OpenID Connect Discovery §4: the trailing ``/`` of the issuer goes before appending."""
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+def _discover(issuer: str) -> tuple[str, int]:
+    document, lifetime = fetch_json(discovery_url(issuer))
+    if not isinstance(document, dict):
+        raise FetchFailed("discovery document is not a JSON object")
+    if document.get("issuer") not in (issuer, issuer.rstrip("/")):
+        raise FetchFailed("discovery document names another issuer")
+    jwks_uri = document.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or url_problem(jwks_uri):
+        raise FetchFailed("discovery document has no usable jwks_uri")
+    return jwks_uri, lifetime
+
+
+def discovered_jwks_uri(issuer: str) -> str:
+    """The ``jwks_uri`` an issuer's discovery document names, fetched or cached like key sets.
+
+    Raises ``KeysUnavailable`` when it has never been had and cannot be now.
+    """
+    now = time.monotonic()
+    entry = _discovered.get(issuer)
+    if entry is None or now >= entry.fresh_until:
+        try:
+            jwks_uri, lifetime = _discover(issuer)
+        except FetchFailed as error:
+            cached = entry.jwks_uri if entry is not None else None
+            log.warning("issuer discovery failed: issuer=%s reason=%s cached=%s", issuer, error, cached is not None)
+            retry = RETRY_SECONDS_WITH_KEYS if cached is not None else RETRY_SECONDS_WITHOUT_KEYS
+            entry = _Discovered(jwks_uri=cached, fresh_until=now + retry)
+        else:
+            entry = _Discovered(jwks_uri=jwks_uri, fresh_until=now + lifetime)
+        with _lock:
+            if len(_discovered) >= MAX_URLS and issuer not in _discovered:
+                _discovered.pop(next(iter(_discovered)))
+            _discovered[issuer] = entry
+    if entry.jwks_uri is None:
+        raise KeysUnavailable(issuer)
+    return entry.jwks_uri
