@@ -21,7 +21,7 @@ from bench.load import RequestFiles, Run, measure, require_wrk, run_wrk
 from bench.report import MemoryResult
 from bench.servers import ROOT, RunningServer, Target
 
-SERVERS = ("authserver", "private_key_jwt", "trivial", "dot-plain", "dot-hashed",
+SERVERS = ("authserver", "private_key_jwt", "federated", "trivial", "dot-plain", "dot-hashed",
            "authserver-postgres", "authserver-registry")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 MEMORY_CONCURRENCY = 8
@@ -115,6 +115,9 @@ def plans(options: argparse.Namespace) -> list[Plan]:
         ("private_key_jwt", lambda w: nullcontext(servers.private_key_jwt_target(
             name="private_key_jwt", database_url=f"sqlite:///{w / 'private_key_jwt.sqlite3'}",
             jwks_file=w / "private_key_jwt-jwks.json"))),
+        ("federated", lambda w: nullcontext(servers.federated_target(
+            name="federated", database_url=f"sqlite:///{w / 'federated.sqlite3'}",
+            jwks_file=w / "federated-cluster-jwks.json"))),
         ("trivial", _fixed(servers.trivial_target)),
         ("dot-plain", lambda w: nullcontext(
             servers.dot_target(name="dot-plain", database=w / "dot-plain.sqlite3", hashed=False))),

@@ -123,6 +123,7 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
     else:
         found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors", "not measured", None))
     found.append(private_key_jwt_check(runs))
+    found.append(federated_check(runs))
     if any(r.server == "authserver-postgres" for r in runs):
         found.append(_ratio_check(runs, "PostgreSQL / SQLite >= 80 %", "authserver-postgres", "authserver",
                                   lambda r: r >= 0.8, lambda r: f"{r:.0%}"))
@@ -141,11 +142,22 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
 def private_key_jwt_check(runs: Sequence[Run]) -> Check:
     """private_key_jwt (an ES256 assertion per request, its jti recorded) against the secret
     path (``authserver``, client_secret_basic) of the same run, and no errors at any concurrency."""
-    goal = "private_key_jwt / secret (authserver) >= 50 %, 0 errors"
-    ratio = _ratio_check(runs, goal, "private_key_jwt", "authserver", lambda r: r >= 0.5, lambda r: f"{r:.0%}")
+    return _against_secret(runs, "private_key_jwt")
+
+
+def federated_check(runs: Sequence[Run]) -> Check:
+    """Workload identity federation (one reusable RS256 service-account token, checked against a
+    trusted issuer's static keys and the client's identity) against the secret path of the same run,
+    and no errors at any concurrency."""
+    return _against_secret(runs, "federated")
+
+
+def _against_secret(runs: Sequence[Run], server: str) -> Check:
+    goal = f"{server} / secret (authserver) >= 50 %, 0 errors"
+    ratio = _ratio_check(runs, goal, server, "authserver", lambda r: r >= 0.5, lambda r: f"{r:.0%}")
     if ratio.passed is None:
         return ratio
-    errors = sum(r.errors for r in runs if r.server == "private_key_jwt")
+    errors = sum(r.errors for r in runs if r.server == server)
     return Check(goal, f"{ratio.measured}, {errors} errors", ratio.passed and errors == 0)
 
 

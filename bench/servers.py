@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from bench import procstat
-from bench.assertions import AssertionSigner
+from bench.assertions import AssertionSigner, WorkloadTokenIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -61,6 +61,9 @@ class Target:
     # private_key_jwt: each request carries its own fresh assertion (``body`` plus one)
     # instead of client_secret_basic.
     signer: AssertionSigner | None = None
+    # False: the client authenticates in the body alone (federation: ``body`` holds client_id
+    # and a reusable workload token), no Authorization header.
+    basic_auth: bool = True
 
     @property
     def url(self) -> str:
@@ -68,7 +71,7 @@ class Target:
 
     def headers(self, credential: Credential) -> dict[str, str]:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self.signer is None:
+        if self.signer is None and self.basic_auth:
             headers["Authorization"] = credential.basic()
         return headers
 
@@ -139,6 +142,8 @@ AUTHSERVER_SCOPE = "invoices:read"
 CLIENT_GRANTS = ("--scope", "invoices:read", "--scope", "invoices:write",
                  "--tenant", "acme", "--role", "auditor", "--role", "acme/reader")
 PRIVATE_KEY_JWT_CLIENT = "bench-pkjwt"
+FEDERATED_CLIENT = "bench-federated"
+TRUSTED_ISSUER_NAME = "bench-cluster"
 
 
 def _authserver_env(port: int, database_url: str) -> dict[str, str]:
@@ -187,6 +192,46 @@ def private_key_jwt_target(*, name: str, database_url: str, jwks_file: Path) -> 
     body = f"grant_type=client_credentials&scope={quote(AUTHSERVER_SCOPE, safe='')}"
     return Target(name, "authserver.wsgi", env, port, "/oauth/token", body,
                   (Credential(PRIVATE_KEY_JWT_CLIENT, ""),), signer=signer)
+
+
+def _add_trusted_issuer(env: dict[str, str], *, name: str, issuer: str, jwks_file: Path) -> None:
+    """Register ``issuer`` with the static JWK Set in ``jwks_file``: ``manage.py addissuer`` when the
+    project has it, else ``clients.services.trusted_issuer_create`` through ``manage.py shell``."""
+    if (ROOT / "clients" / "management" / "commands" / "addissuer.py").exists():
+        run_python(["manage.py", "addissuer", name, "--issuer", issuer, "--jwks-file", str(jwks_file)], env)
+        return
+    code = (
+        "import json, pathlib\n"
+        "from clients.services import trusted_issuer_create\n"
+        f"trusted_issuer_create(name={name!r}, issuer={issuer!r}, "
+        f"jwks=json.loads(pathlib.Path({str(jwks_file)!r}).read_text()))\n"
+    )
+    run_python(["manage.py", "shell", "-c", code], env)
+
+
+def federated_target(*, name: str, database_url: str, jwks_file: Path, alg: str = "RS256") -> Target:
+    """authserver as ``authserver_target``, its one client (``private_key_jwt``, no secret, no keys of
+    its own) authenticated by workload identity federation (DESIGN §9.2): a trusted issuer playing a
+    Kubernetes cluster, registered with a static JWK Set (so no HTTP server is needed), and the
+    client's identity ``system:serviceaccount:payments:*`` with ``/kubernetes.io/namespace`` =
+    ``payments``.  Every request sends ``client_id`` and the same service-account token (``alg``,
+    default RS256 as Kubernetes signs), which the server accepts until it expires (1 h)."""
+    port = free_port()
+    env = _authserver_env(port, database_url)
+    cluster = WorkloadTokenIssuer(audience=env["ISSUER"], alg=alg)
+    _add_trusted_issuer(env, name=TRUSTED_ISSUER_NAME, issuer=cluster.issuer, jwks_file=cluster.write_jwks(jwks_file))
+    identity = {"trusted_issuer": TRUSTED_ISSUER_NAME, "subject": "system:serviceaccount:payments:*",
+                "claims": {"/kubernetes.io/namespace": "payments"}}
+    created = _last_json_line(run_python([
+        "manage.py", "createclient", FEDERATED_CLIENT, "--client-id", FEDERATED_CLIENT, *CLIENT_GRANTS,
+        "--auth-method", "private_key_jwt", "--federated-identity", json.dumps(identity), "--json",
+    ], env))
+    if created.get("client_id") != FEDERATED_CLIENT or "client_secret" in created:
+        raise RuntimeError(f"createclient --federated-identity printed {created}")
+    form = f"grant_type=client_credentials&scope={quote(AUTHSERVER_SCOPE, safe='')}"
+    body = cluster.body(form, FEDERATED_CLIENT, cluster.token())
+    return Target(name, "authserver.wsgi", env, port, "/oauth/token", body,
+                  (Credential(FEDERATED_CLIENT, ""),), basic_auth=False)
 
 
 @contextmanager
