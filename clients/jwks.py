@@ -86,6 +86,7 @@ def _key(data: object, index: int) -> PublicKey:
     if data.get("use", "sig") not in ("sig", "jwt-svid"):
         raise InvalidKeySet(f"{where}: use must be sig.")
     alg = data.get("alg")
+    alg = "EdDSA" if alg == "Ed25519" else alg  # RFC 9864's fully-specified name for the same
     if alg is not None:
         if alg not in algorithms:
             raise InvalidKeySet(f"{where}: alg must be one of {', '.join(algorithms)} for this key.")

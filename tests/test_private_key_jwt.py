@@ -87,6 +87,16 @@ def test_each_algorithm_gets_a_token_whose_subject_is_the_client(make_client, ht
     assert (claims["sub"], claims["client_id"]) == ("signer", "signer")
 
 
+def test_rfc_9864_ed25519_is_eddsa(make_client, http) -> None:
+    signing = new_key("EdDSA", kid="ed")
+    registered = {"keys": [{**signing.public_jwk(), "alg": "Ed25519"}]}
+    make_client(client_id="signer", token_endpoint_auth_method="private_key_jwt", jwks=registered,
+                token_endpoint_auth_signing_alg="EdDSA")
+    token = signing.mint(client_assertion_claims("signer", audience=ISSUER), alg="EdDSA",
+                         header_overrides={"alg": "Ed25519"})
+    assert token_request(http, token).status_code == 200
+
+
 @pytest.mark.parametrize(
     "audience",
     [ISSUER, TOKEN_URL, [TOKEN_URL], ["https://other.example", ISSUER], f"{ISSUER}/oauth2/token/",

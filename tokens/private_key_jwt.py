@@ -127,11 +127,17 @@ def client_keys(client: ClientRecord, *, kid: str | None) -> tuple[PublicKey, ..
     return ()
 
 
+# RFC 9864's fully-specified name for EdDSA over Ed25519, which openid-client 6 and newer
+# libraries write: the same algorithm as "EdDSA" with an Ed25519 key.
+ALIASES = {"Ed25519": "EdDSA"}
+
+
 def check_signature(assertion: Assertion, keys: tuple[PublicKey, ...], *, allowed: tuple[str, ...]) -> None:
     """Steps 1 to 3: an allowed ``alg``, a fitting key, a good signature."""
-    alg = assertion.header.get("alg")
+    written = assertion.header.get("alg")
+    alg = ALIASES.get(written, written) if isinstance(written, str) else written
     if not isinstance(alg, str) or alg not in allowed:
-        raise AssertionRejected(f"alg {str(alg)[:20]!r} not allowed")
+        raise AssertionRejected(f"alg {str(written)[:20]!r} not allowed")
     kid = assertion.header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise AssertionRejected("malformed assertion")
@@ -140,7 +146,7 @@ def check_signature(assertion: Assertion, keys: tuple[PublicKey, ...], *, allowe
         raise AssertionRejected(f"no key fits (kid {str(kid)[:64]!r}, alg {alg})")
     for key in fitting:
         try:
-            jws.deserialize_compact(assertion.token, key.key, algorithms=[alg])
+            jws.deserialize_compact(assertion.token, key.key, algorithms=[str(written)])
         except (JoseError, ValueError, TypeError):
             continue
         return
