@@ -44,9 +44,10 @@ from clients.forms import (
     SecretAddForm,
     SecretRevokeForm,
     TenantForm,
+    TrustedIssuerForm,
     setting_formfield,
 )
-from clients.models import AuditEvent, Client, ClientSecret, ClientUsage, Role, Tenant
+from clients.models import AuditEvent, Client, ClientSecret, ClientUsage, Role, Tenant, TrustedIssuer
 
 for model in (
     get_application_model(), get_access_token_model(), get_grant_model(),
@@ -166,18 +167,7 @@ class ClientAdmin(admin.ModelAdmin):
 
     @admin.display(description="Registered keys")
     def registered_keys(self, client: Client) -> str:
-        """Each key of ``jwks``: its kid, type and RFC 7638 thumbprint (never key material)."""
-        keys = jwks.describe(client.jwks)
-        if not keys:
-            return "None"
-        rows = format_html_join(
-            "", "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>", keys
-        )
-        return format_html(
-            '<table class="registered-keys"><thead><tr><th>kid</th><th>type</th>'
-            "<th>thumbprint (SHA-256)</th></tr></thead><tbody>{}</tbody></table>",
-            rows,
-        )
+        return _key_table(jwks.describe(client.jwks))
 
     def get_inlines(self, request: HttpRequest, obj: Client | None) -> Any:
         return self.inlines if obj is not None else ()
@@ -477,6 +467,20 @@ class ClientAdmin(admin.ModelAdmin):
         return response
 
 
+def _key_table(keys: list[tuple[str, str, str]]) -> str:
+    """Each key of a registered JWK Set: its kid, type and RFC 7638 thumbprint (never key material)."""
+    if not keys:
+        return "None"
+    rows = format_html_join(
+        "", "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>", keys
+    )
+    return format_html(
+        '<table class="registered-keys"><thead><tr><th>kid</th><th>type</th>'
+        "<th>thumbprint (SHA-256)</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
+
+
 class ServiceWrites(admin.ModelAdmin):
     """Saves and deletes through ``clients.services`` (so they leave audit events, as the
     API's do) instead of the admin's own ``save()`` and ``delete()``."""
@@ -568,6 +572,52 @@ class RoleAdmin(ServiceWrites):
     @admin.display(description="clients", ordering="client_total")
     def client_count(self, role: Role) -> int:
         return getattr(role, "client_total", 0)
+
+
+@admin.register(TrustedIssuer)
+class TrustedIssuerAdmin(ServiceWrites):
+    """Platforms whose JWTs authenticate workloads as clients (their federated identities)."""
+
+    form = TrustedIssuerForm
+    list_display = ("name", "issuer", "enabled", "audience_list")
+    list_filter = ("enabled",)
+    search_fields = ("name", "issuer")
+    search_help_text = "Search by name or issuer."
+
+    def get_fields(self, request: HttpRequest, obj: TrustedIssuer | None = None) -> Any:
+        fields = ("name", "issuer", "enabled", "jwks_uri", "jwks", "audiences", "max_token_lifetime")
+        if obj is None:
+            return fields
+        at = fields.index("jwks") + 1  # the keys as saved, under the box they were pasted into
+        return (*fields[:at], "registered_keys", *fields[at:], "created", "updated")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: TrustedIssuer | None = None) -> Any:
+        return ("registered_keys", "created", "updated") if obj is not None else ()
+
+    def create(self, form: Any) -> TrustedIssuer:
+        return services.trusted_issuer_create(**form.cleaned_data)
+
+    def update(self, obj: TrustedIssuer, fields: dict[str, Any]) -> TrustedIssuer:
+        # The form has already written its values onto ``obj``: the service compares against
+        # the stored row (to follow a rename into clients and to record what changed).
+        return services.trusted_issuer_update(trusted_issuer=TrustedIssuer.objects.get(pk=obj.pk), fields=fields)
+
+    def delete(self, obj: TrustedIssuer) -> None:
+        services.trusted_issuer_delete(trusted_issuer=obj)
+
+    @admin.display(description="audiences")
+    def audience_list(self, issuer: TrustedIssuer) -> str:
+        return " ".join(issuer.audiences) or "this server"
+
+    @admin.display(description="Registered keys")
+    def registered_keys(self, issuer: TrustedIssuer) -> str:
+        # A trust bundle may also hold keys of other uses (SPIFFE's x509-svid), which the token
+        # path skips: list the usable ones, as ``jwks.describe`` does for a client's strict set.
+        try:
+            keys = jwks.parse_key_set(issuer.jwks, strict=False) if issuer.jwks else ()
+        except jwks.InvalidKeySet:
+            keys = ()
+        return _key_table([(key.kid or "(none)", key.kind, key.thumbprint) for key in keys])
 
 
 @admin.register(AuditEvent)

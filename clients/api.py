@@ -1,4 +1,4 @@
-"""The client-management REST API: clients, their secrets, tenants and roles.
+"""The client-management REST API: clients, their secrets, tenants, roles and trusted issuers.
 
 One DRF view per path; each method parses with a serializer, calls one service from
 ``clients.services`` and renders with a serializer.  JSON uses RFC 7591 §2 client
@@ -33,7 +33,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from authserver.responses import NO_STORE  # on responses that carry a secret
 from clients import services
-from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, Role, Tenant
+from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, Role, Tenant, TrustedIssuer
 from clients.serializers import (
     API_NAMES,
     SAME_NAMES,
@@ -55,6 +55,9 @@ from clients.serializers import (
     TenantInputSerializer,
     TenantPageSerializer,
     TenantSerializer,
+    TrustedIssuerInputSerializer,
+    TrustedIssuerPageSerializer,
+    TrustedIssuerSerializer,
     UsageSerializer,
     api_errors,
 )
@@ -421,4 +424,68 @@ class RoleDetailView(ManagementView):
     def delete(self, request: Request, role_id: str) -> Response:
         """Delete the role; clients lose it."""
         services.role_delete(role=get_role(role_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- trusted issuers (workload identity federation) ------------------------------------
+
+
+def get_trusted_issuer(name: str) -> TrustedIssuer:
+    try:
+        return TrustedIssuer.objects.get(name=name)
+    except TrustedIssuer.DoesNotExist:
+        raise NotFound(f"No trusted issuer {name!r}.") from None
+
+
+ISSUER_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="The trusted issuer's name.")
+
+
+@extend_schema(tags=["trusted_issuer"])
+class TrustedIssuerListView(ManagementView):
+    @extend_schema(
+        operation_id="trusted_issuer_list", parameters=PAGE_PARAMETERS,
+        responses={200: TrustedIssuerPageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        """List trusted issuers, ordered by name."""
+        return page(request, self, TrustedIssuer.objects.all(), TrustedIssuerSerializer)
+
+    @extend_schema(request=TrustedIssuerInputSerializer, responses={201: TrustedIssuerSerializer, 400: BAD_REQUEST})
+    def post(self, request: Request) -> Response:
+        """Trust a platform's JWTs (a Kubernetes cluster, a CI system, a SPIFFE trust domain):
+        clients then name it in their federated_identities."""
+        data = parse(TrustedIssuerInputSerializer, request.data).validated_data
+        with field_errors(SAME_NAMES):
+            record = services.trusted_issuer_create(**data)
+        return Response(
+            TrustedIssuerSerializer(record).data, status=status.HTTP_201_CREATED,
+            headers={"Location": f"/trusted_issuer/{record.name}"},
+        )
+
+
+@extend_schema(tags=["trusted_issuer"], parameters=[ISSUER_NAME])
+class TrustedIssuerDetailView(ManagementView):
+    @extend_schema(responses={200: TrustedIssuerSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, name: str) -> Response:
+        return Response(TrustedIssuerSerializer(get_trusted_issuer(name)).data)
+
+    @extend_schema(
+        request=TrustedIssuerInputSerializer,
+        responses={200: TrustedIssuerSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    def put(self, request: Request, name: str) -> Response:
+        """Update the fields sent; the others keep their values (so PUT and PATCH agree). A new
+        name renames the issuer in every client's federated_identities too."""
+        record = get_trusted_issuer(name)
+        data = parse(TrustedIssuerInputSerializer, request.data, partial=True).validated_data
+        with field_errors(SAME_NAMES):
+            services.trusted_issuer_update(trusted_issuer=record, fields=data)
+        return Response(TrustedIssuerSerializer(record).data)
+
+    patch = put
+
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
+    def delete(self, request: Request, name: str) -> Response:
+        """Stop trusting the issuer: identities naming it match nothing from the next request on."""
+        services.trusted_issuer_delete(trusted_issuer=get_trusted_issuer(name))
         return Response(status=status.HTTP_204_NO_CONTENT)

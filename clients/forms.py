@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from authserver.durations import parse_duration
 from clients import jwks, metadata
-from clients.models import SCOPE_TOKEN_PATTERN, Client, ClientSecret, Role, Tenant, validate_client_id
+from clients.models import SCOPE_TOKEN_PATTERN, Client, ClientSecret, Role, Tenant, TrustedIssuer, validate_client_id
 from clients.secrets import generate_client_id
 
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
@@ -378,3 +378,28 @@ class RoleForm(forms.ModelForm):
             "tenant": "Empty for a global role (in tokens as <code>name</code>); otherwise the role belongs to "
                       "this tenant (in tokens as <code>tenant/name</code>).",
         }
+
+
+class TrustedIssuerForm(forms.ModelForm):
+    """The trusted issuer page.  ``TrustedIssuerAdmin`` writes it with the services."""
+
+    jwks = JwksTextField(
+        label="Static keys",
+        help_text="Paste its JWK Set (JSON, e.g. a SPIFFE trust bundle) or PEM public keys, for an issuer whose "
+        "discovery this server cannot reach. Empty: keys are fetched from the JWKS URI.",
+    )
+    audiences = TextListField(
+        joiner="\n", label="Audiences",
+        help_text="The <code>aud</code> values its tokens may carry, one per line. Empty: this server's issuer "
+        "identifier.",
+    )
+    max_token_lifetime = DurationTextField(
+        required=True, initial="24h", placeholder="24h", label="Max token lifetime",
+        help_text="The longest a token may live (<code>exp - iat</code>), e.g. <code>1h</code> or "
+        "<code>24h</code>.",
+    )
+
+    class Meta:
+        model = TrustedIssuer
+        fields = ("name", "issuer", "enabled", "jwks_uri", "jwks", "audiences", "max_token_lifetime")
+        labels = {"jwks_uri": "JWKS URI"}

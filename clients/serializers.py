@@ -431,6 +431,70 @@ class RoleFilterSerializer(serializers.Serializer):
     tenant = serializers.CharField(required=False, help_text="Only roles of this tenant (slug).")
 
 
+# --- trusted issuers (workload identity federation) --------------------------------------
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_TTL_SECONDS},
+            {"type": "string", "pattern": r"^\s*\d{1,9}\s*[smhd]?\s*$", "example": "24h"},
+        ],
+        "description": "The longest a token may live (exp - iat), in seconds; also accepts 90s, 10m, 1h, 1d. "
+        "Default 24h. Always returned in seconds.",
+    }
+)
+class IssuerLifetimeField(TokenLifetimeField):
+    """``max_token_lifetime``: seconds or a duration, never null."""
+
+
+class TrustedIssuerSerializer(serializers.Serializer):
+    """A trusted issuer: a platform whose JWTs authenticate workloads as clients."""
+
+    name = serializers.CharField(help_text="The key clients' federated_identities name it by.")
+    issuer = serializers.CharField(help_text="The exact iss of its tokens, or spiffe://<trust domain>.")
+    jwks_uri = serializers.CharField(
+        help_text='Where its keys are; "": the jwks_uri of <issuer>/.well-known/openid-configuration.'
+    )
+    jwks = JwksField(help_text="Its keys as a static JWK Set (RFC 7517 §5); null: fetched from jwks_uri.")
+    audiences = serializers.ListField(
+        child=serializers.CharField(), help_text="The aud values accepted; []: this server's issuer identifier."
+    )
+    max_token_lifetime = serializers.IntegerField(help_text="Seconds a token may live (exp - iat) at most.")
+    enabled = serializers.BooleanField(help_text="A disabled issuer's tokens authenticate nobody.")
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+
+
+class TrustedIssuerInputSerializer(StrictSerializer):
+    """POST /trusted_issuer (name and issuer required); PUT or PATCH /trusted_issuer/{name}
+    (the fields sent change; a new name renames it, in clients' federated identities too)."""
+
+    read_only_names = frozenset({"created", "updated"})
+
+    name = serializers.CharField(max_length=100, help_text="Letters, digits, - and _, e.g. prod-cluster.")
+    issuer = serializers.CharField(
+        max_length=2000,
+        help_text="The exact iss of its tokens: https (plain http only for a loopback host), "
+        "or spiffe://<trust domain> for SPIFFE JWT-SVIDs.",
+    )
+    jwks_uri = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000,
+        help_text='An https URL of its JWK Set; "" or absent: found by OpenID discovery of the issuer.',
+    )
+    jwks = JwksField(
+        required=False,
+        help_text="Its public keys as a JWK Set, for an issuer whose discovery is not reachable "
+        "(or a SPIFFE trust bundle); not with jwks_uri. null: none.",
+    )
+    audiences = serializers.ListField(
+        child=serializers.CharField(), required=False, max_length=100,
+        help_text="The aud values accepted; [] or absent: this server's issuer identifier.",
+    )
+    max_token_lifetime = IssuerLifetimeField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
 
 # --- pages -------------------------------------------------------------------------------
 
@@ -449,3 +513,4 @@ def _page_of(item: type[serializers.Serializer], name: str) -> type[serializers.
 ClientPageSerializer = _page_of(ClientSerializer, "ClientPageSerializer")
 TenantPageSerializer = _page_of(TenantSerializer, "TenantPageSerializer")
 RolePageSerializer = _page_of(RoleSerializer, "RolePageSerializer")
+TrustedIssuerPageSerializer = _page_of(TrustedIssuerSerializer, "TrustedIssuerPageSerializer")

@@ -350,7 +350,18 @@ def _issuer_snapshot(issuer: TrustedIssuer) -> dict[str, object]:
 
 
 def _issuer_duplicate(issuer: TrustedIssuer) -> dict[str, str]:
-    return {"name": f"A trusted issuer named {issuer.name!r} or with issuer {issuer.issuer!r} already exists."}
+    """A message for each unique field another trusted issuer already holds (a clash lost to
+    a concurrent insert may not be visible yet: then one message names both)."""
+    others = TrustedIssuer.objects.exclude(pk=issuer.pk)
+    taken = {}
+    if others.filter(name=issuer.name).exists():
+        taken["name"] = f"A trusted issuer named {issuer.name!r} already exists."
+    holder = others.filter(issuer=issuer.issuer).values_list("name", flat=True).first()
+    if holder is not None:
+        taken["issuer"] = f"The trusted issuer {holder!r} already has this issuer."
+    return taken or {
+        "name": f"A trusted issuer named {issuer.name!r} or with issuer {issuer.issuer!r} already exists."
+    }
 
 
 @transaction.atomic

@@ -26,6 +26,11 @@ urlpatterns: list[URLPattern] = [
     re_path(r"^tenant/(?P<slug>[-a-zA-Z0-9_]+)/?$", api.TenantDetailView.as_view(), name="tenant-detail"),
     re_path(r"^role/?$", api.RoleListView.as_view(), name="role-list"),
     re_path(r"^role/(?P<role_id>[0-9]{1,18})/?$", api.RoleDetailView.as_view(), name="role-detail"),
+    re_path(r"^trusted_issuer/?$", api.TrustedIssuerListView.as_view(), name="trusted-issuer-list"),
+    re_path(
+        r"^trusted_issuer/(?P<name>[-a-zA-Z0-9_]+)/?$", api.TrustedIssuerDetailView.as_view(),
+        name="trusted-issuer-detail",
+    ),
     re_path(r"^api/schema/?$", apidocs.schema_view, name="api-schema"),
     re_path(r"^api/docs/?$", apidocs.docs_view, name="api-docs"),
 ]

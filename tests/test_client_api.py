@@ -913,6 +913,8 @@ PATHS = {
     "/tenant/{slug}": {"get", "put", "patch", "delete"},
     "/role": {"get", "post"},
     "/role/{role_id}": {"get", "put", "patch", "delete"},
+    "/trusted_issuer": {"get", "post"},
+    "/trusted_issuer/{name}": {"get", "put", "patch", "delete"},
 }
 
 
@@ -939,6 +941,9 @@ def test_schema_is_openapi_3_listing_every_route(http, path):
         "created", "updated", "secrets"
     }
     assert set(schemas["Secret"]["properties"]) == {"prefix", "created", "expires", "last_used", "revoked"}
+    assert set(schemas["TrustedIssuer"]["properties"]) == set(schemas["TrustedIssuerInput"]["properties"]) | {
+        "created", "updated"
+    }
     assert '"hash' not in response.content.decode()
 
 
