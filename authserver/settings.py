@@ -222,7 +222,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "authserver management API",
-    "DESCRIPTION": "Manage OAuth 2.0 clients, their secrets, tenants and roles.",
+    "DESCRIPTION": "Manage OAuth 2.0 clients, their secrets, tenants, roles and trusted issuers.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
 }

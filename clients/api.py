@@ -58,6 +58,7 @@ from clients.serializers import (
     TrustedIssuerInputSerializer,
     TrustedIssuerPageSerializer,
     TrustedIssuerSerializer,
+    TrustedIssuerUpdateSerializer,
     UsageSerializer,
     api_errors,
 )
@@ -470,14 +471,14 @@ class TrustedIssuerDetailView(ManagementView):
         return Response(TrustedIssuerSerializer(get_trusted_issuer(name)).data)
 
     @extend_schema(
-        request=TrustedIssuerInputSerializer,
+        request=TrustedIssuerUpdateSerializer,
         responses={200: TrustedIssuerSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
     )
     def put(self, request: Request, name: str) -> Response:
         """Update the fields sent; the others keep their values (so PUT and PATCH agree). A new
         name renames the issuer in every client's federated_identities too."""
         record = get_trusted_issuer(name)
-        data = parse(TrustedIssuerInputSerializer, request.data, partial=True).validated_data
+        data = parse(TrustedIssuerUpdateSerializer, request.data, partial=True).validated_data
         with field_errors(SAME_NAMES):
             services.trusted_issuer_update(trusted_issuer=record, fields=data)
         return Response(TrustedIssuerSerializer(record).data)

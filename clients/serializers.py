@@ -467,8 +467,7 @@ class TrustedIssuerSerializer(serializers.Serializer):
 
 
 class TrustedIssuerInputSerializer(StrictSerializer):
-    """POST /trusted_issuer (name and issuer required); PUT or PATCH /trusted_issuer/{name}
-    (the fields sent change; a new name renames it, in clients' federated identities too)."""
+    """POST /trusted_issuer: name and issuer required."""
 
     read_only_names = frozenset({"created", "updated"})
 
@@ -493,6 +492,15 @@ class TrustedIssuerInputSerializer(StrictSerializer):
     )
     max_token_lifetime = IssuerLifetimeField(required=False)
     enabled = serializers.BooleanField(required=False)
+
+
+class TrustedIssuerUpdateSerializer(TrustedIssuerInputSerializer):
+    """PUT or PATCH /trusted_issuer/{name}: every field optional; a new name renames it."""
+
+    name = serializers.CharField(
+        required=False, max_length=100, help_text="A new name: clients' federated_identities follow it."
+    )
+    issuer = serializers.CharField(required=False, max_length=2000, help_text="The exact iss of its tokens.")
 
 
 

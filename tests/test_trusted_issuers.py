@@ -453,6 +453,10 @@ def test_the_schema_documents_the_issuer_routes_and_shapes(http):
         "created", "updated"
     }
     assert set(schemas["TrustedIssuerInput"]["required"]) == {"name", "issuer"}
+    assert set(schemas["TrustedIssuerUpdate"]["properties"]) == set(schemas["TrustedIssuerInput"]["properties"])
+    assert "required" not in schemas["TrustedIssuerUpdate"]
+    put = document["paths"]["/trusted_issuer/{name}"]["put"]["requestBody"]["content"]["application/json"]
+    assert put["schema"] == {"$ref": "#/components/schemas/TrustedIssuerUpdate"}
     assert document["paths"]["/trusted_issuer"]["get"]["tags"] == ["trusted_issuer"]
 
 
