@@ -148,7 +148,7 @@ class JwksTextField(forms.CharField):
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return json.dumps(value, indent=2)
+            return json.dumps(value, indent=2, sort_keys=True)  # PostgreSQL's jsonb keeps no key order
         return value
 
     def to_python(self, value: Any) -> dict[str, Any] | None:  # type: ignore[override]
@@ -184,7 +184,7 @@ class JsonListField(forms.CharField):
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list):
-            return json.dumps(value, indent=2) if value else ""
+            return json.dumps(value, indent=2, sort_keys=True) if value else ""
         return value
 
     def to_python(self, value: Any) -> list[Any]:  # type: ignore[override]
