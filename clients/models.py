@@ -268,6 +268,11 @@ class Client(AbstractApplication):
         names = {identity["trusted_issuer"] for identity in self.federated_identities or ()
                  if isinstance(identity, dict) and isinstance(identity.get("trusted_issuer"), str)}
         unknown = names - set(TrustedIssuer.objects.filter(name__in=names).values_list("name", flat=True))
+        if unknown and self.pk is not None:
+            # An identity saved before its issuer was deleted matches nothing and may stay (the
+            # issuer may come back); only a newly named issuer must exist, so a typo is caught.
+            stored = Client.objects.filter(pk=self.pk).values_list("federated_identities", flat=True).first() or []
+            unknown -= {identity.get("trusted_issuer") for identity in stored if isinstance(identity, dict)}
         if unknown:
             raise ValidationError(
                 {"federated_identities": f"No trusted issuer {', '.join(sorted(map(repr, unknown)))}."}

@@ -401,3 +401,16 @@ def test_bad_issuers_are_refused(db, fields, message) -> None:
     with pytest.raises(ValidationError) as refused:
         trusted_issuer_create(name="bad", **fields)
     assert message in json.dumps(refused.value.message_dict)
+
+
+def test_deleting_an_issuer_leaves_its_clients_editable(payments, cluster, http) -> None:
+    """Identities naming a deleted issuer match nothing, but never block the client's other
+    changes (disabling it in an incident), and work again if the issuer comes back."""
+    from clients.services import trusted_issuer_delete
+
+    trusted_issuer_delete(trusted_issuer=TrustedIssuer.objects.get(name="prod-cluster"))
+    assert federated(http, cluster.kubernetes_token(audience=ISSUER)).status_code == 401
+    client_update(client=payments, fields={"enabled": False})
+    client_update(client=payments, fields={"enabled": True})
+    trusted_issuer_create(name="prod-cluster", issuer=cluster.issuer)
+    assert federated(http, cluster.kubernetes_token(audience=ISSUER)).status_code == 200
