@@ -56,6 +56,9 @@ DEFAULT_AUDIENCE = env.str("DEFAULT_AUDIENCE", default="")
 CLIENT_ASSERTION_AUDIENCE = env.str("CLIENT_ASSERTION_AUDIENCE", default="any").strip().lower()
 CLIENT_ASSERTION_MAX_LIFETIME = parse_duration(env.str("CLIENT_ASSERTION_MAX_LIFETIME", default="1h"))
 
+# DPoP (RFC 9449 §8): demand a nonce this server issued in every proof.
+DPOP_NONCE = env.bool("DPOP_NONCE", default=False)
+
 # Proxies whose X-Forwarded-For names the caller's address (IP allowlists).
 TRUSTED_PROXIES = tuple(
     ipaddress.ip_network(cidr, strict=False) for cidr in env.list("TRUSTED_PROXIES", default=[])

@@ -112,6 +112,13 @@ SETTINGS: tuple[Setting, ...] = (
         "<code>90s</code>, <code>10m</code>, <code>1h</code>, <code>1d</code>. Empty: the server default.",
     ),
     Setting(
+        "dpop_bound_access_tokens", "dpop_bound_access_tokens", Kind.BOOLEAN, label="DPoP-bound tokens only",
+        cli="--dpop-bound", cli_help="Refuse this client tokens unless its request carries a DPoP proof.",
+        help="Tick to refuse a token request without a DPoP proof (RFC 9449), so every token of this client "
+        "is bound to a key it holds and useless to whoever steals it.",
+        api_help="RFC 9449 §5.2: when true, every token request must carry a DPoP proof.",
+    ),
+    Setting(
         "token_endpoint_auth_method", "token_endpoint_auth_method", Kind.CHOICE, label="How it authenticates",
         section=Section.AUTHENTICATION, cli="--auth-method",
         cli_help="Restrict client authentication to one method (default: a secret, either way).",

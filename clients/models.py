@@ -232,6 +232,9 @@ class Client(AbstractApplication):
         max_length=16, choices=SigningAlgorithm.choices, default="", blank=True,
         help_text="The one JWS algorithm its assertions may use; empty: any supported one.",
     )
+    dpop_bound_access_tokens = models.BooleanField(
+        default=False, help_text="RFC 9449 §5.2: token requests must carry a DPoP proof."
+    )
     access_token_ttl = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds. Empty: the server default."
     )

@@ -336,6 +336,7 @@ def test_create_returns_every_field_and_the_secret_once(http, writer):
         "grant_types": ["client_credentials"],
         "scope": "invoices:read invoices:write",
         "default_scope": "invoices:read",
+        "dpop_bound_access_tokens": False,
         "token_endpoint_auth_method": "client_secret_basic",
         "jwks": None,
         "jwks_uri": "",
@@ -459,7 +460,8 @@ def test_read_shows_the_client_with_its_secrets_summary(http, reader, target):
     assert data == {
         "client_id": "billing", "client_name": "Billing", "enabled": True, "grant_types": ["client_credentials"],
         "scope": "invoices:read", "default_scope": "", "token_endpoint_auth_method": None, "access_token_ttl": None,
-        "jwks": None, "jwks_uri": "", "token_endpoint_auth_signing_alg": None, "federated_identities": [],
+        "dpop_bound_access_tokens": False, "jwks": None, "jwks_uri": "", "token_endpoint_auth_signing_alg": None,
+        "federated_identities": [],
         "audiences": [], "allowed_ips": [], "tenants": [], "roles": [],
         "created": iso(client.created), "updated": iso(client.updated),
         "secrets": [secret_summary(r) for r in records],
@@ -934,7 +936,8 @@ def test_schema_is_openapi_3_listing_every_route(http, path):
     schemas = document["components"]["schemas"]
     assert set(schemas["ClientInput"]["properties"]) == {
         "client_id", "client_name", "enabled", "grant_types", "scope", "default_scope",
-        "token_endpoint_auth_method", "jwks", "jwks_uri", "token_endpoint_auth_signing_alg", "access_token_ttl",
+        "dpop_bound_access_tokens", "token_endpoint_auth_method", "jwks", "jwks_uri",
+        "token_endpoint_auth_signing_alg", "access_token_ttl",
         "federated_identities", "audiences", "allowed_ips", "tenants", "roles",
     }
     assert set(schemas["ClientDetail"]["properties"]) == set(schemas["ClientInput"]["properties"]) | {

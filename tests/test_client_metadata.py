@@ -41,6 +41,7 @@ SAMPLE: dict[str, Any] = {
     "default_scopes": ["invoices:read"],
     "audiences": ["https://api.example.com/"],
     "access_token_ttl": 600,
+    "dpop_bound_access_tokens": True,
     "token_endpoint_auth_method": "client_secret_post",
     "jwks": {"keys": [{**ECKey.generate_key("P-256").as_dict(private=False), "kid": "sample-1"}]},
     "jwks_uri": "",
@@ -128,6 +129,7 @@ def test_createclient_sets_every_setting_with_a_flag(db: None, tmp_path: Any) ->
         "--scope": ["invoices:read", "invoices:write"], "--default-scope": ["invoices:read"],
         "--audience": ["https://api.example.com/"], "--ttl": ["10m"], "--auth-method": ["client_secret_post"],
         "--jwks-file": [str(jwks_file)], "--signing-alg": ["ES256"], "--allow-ip": ["10.0.0.0/8"],
+        "--dpop-bound": [None],
         "--federated-identity": [json.dumps(SAMPLE["federated_identities"][0])],
     }
     assert set(args) | {"--jwks-uri"} == {s.cli for s in metadata.SETTINGS if s.cli}
@@ -136,7 +138,8 @@ def test_createclient_sets_every_setting_with_a_flag(db: None, tmp_path: Any) ->
         ("cli-billing-uri", SAMPLE_URI, {"--jwks-file": [], "--jwks-uri": [SAMPLE_URI["jwks_uri"]]}),
     ]:
         flags = {**args, **extra}
-        argv = [item for flag, values in flags.items() for value in values for item in (flag, value)]
+        argv = [item for flag, values in flags.items() for value in values
+                for item in ((flag,) if value is None else (flag, value))]
         call_command("createclient", "Billing backend", "--client-id", client_id, *argv, stdout=io.StringIO())
         client = Client.objects.get(client_id=client_id)
         for setting in metadata.SETTINGS:

@@ -34,6 +34,8 @@ class Grant:
     audience: tuple[str, ...]
     tenants: tuple[str, ...]
     roles: tuple[str, ...]
+    # RFC 7800 confirmation: {"jkt": ...} for a DPoP-bound token (RFC 9449 §6.1); None: a bearer token.
+    cnf: dict[str, str] | None = None
 
 
 def default_scopes(client: ClientRecord) -> list[str]:
@@ -116,4 +118,6 @@ def access_token_claims(
         claims["tenants"] = list(grant.tenants)
     if grant.roles:
         claims["roles"] = list(grant.roles)
+    if grant.cnf:
+        claims["cnf"] = dict(grant.cnf)
     return claims

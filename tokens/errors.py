@@ -118,6 +118,9 @@ def error_response(error: OAuth2Error) -> HttpResponse:
         headers["WWW-Authenticate"] = BASIC_CHALLENGE
     if isinstance(error, MethodNotAllowedError):
         headers["Allow"] = error.allow
+    nonce = getattr(error, "dpop_nonce", None)  # RFC 9449 §8: use_dpop_nonce names the nonce to use
+    if nonce:
+        headers["DPoP-Nonce"] = nonce
     if isinstance(error, TooManyAttemptsError):
         headers["Retry-After"] = str(error.retry_after)
     elif isinstance(error, TemporarilyUnavailableError) or error.status_code == 503:

@@ -69,6 +69,7 @@ class FormRequest:
     authorization: str | None
     address: IPAddress | None
     path: str = ""  # the path called, e.g. /oauth/token/ (client assertions may name it in aud)
+    dpop: str | None = None  # the DPoP header (RFC 9449 §4.1); repeated ones arrive comma-joined
 
 
 def read_form_request(request: HttpRequest) -> FormRequest:
@@ -78,4 +79,5 @@ def read_form_request(request: HttpRequest) -> FormRequest:
         authorization=request.META.get("HTTP_AUTHORIZATION"),
         address=client_address(request),
         path=request.path_info,
+        dpop=request.META.get("HTTP_DPOP"),
     )

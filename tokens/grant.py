@@ -9,6 +9,8 @@
    default scopes (``invalid_scope``).
 5. Audience (RFC 8707 §2): each ``resource`` and our ``audience`` allowed
    (``invalid_target``).
+6. DPoP (RFC 9449 §4.3, §5): a ``DPoP`` proof, if sent, is checked and binds the token to
+   its key (``invalid_dpop_proof``); a client with ``dpop_bound_access_tokens`` must send one.
 
 The checklist runs here rather than in oauthlib's ``ClientCredentialsGrant`` because
 that grant's request object and validator plumbing cost more than the checks themselves
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from tokens import claims
+from tokens import claims, dpop
 from tokens.client_auth import authenticate_form_request
 from tokens.errors import InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError
 from tokens.form import FormRequest, single
@@ -45,10 +47,12 @@ def issue(token_request: FormRequest) -> IssuedToken:
     requested = scope.split(" ") if scope is not None else claims.default_scopes(client)
     scopes = claims.check_scopes(client, requested)
     tenants, roles = claims.tenants_and_roles(client, scopes)
+    audience = claims.choose_audience(client, params.get("resource", []), single(params, "audience"))
+    proof = dpop.verify_proof(token_request.dpop, method="POST", path=token_request.path)
+    if proof is None and client.dpop_bound_access_tokens:
+        raise dpop.InvalidDPoPProofError(description="This client's tokens must be DPoP-bound: send a DPoP proof.")
     grant = claims.Grant(
-        scopes=scopes,
-        audience=claims.choose_audience(client, params.get("resource", []), single(params, "audience")),
-        tenants=tenants,
-        roles=roles,
+        scopes=scopes, audience=audience, tenants=tenants, roles=roles,
+        cnf={"jkt": proof.jkt} if proof is not None else None,
     )
     return issue_access_token(client=client, grant=grant)

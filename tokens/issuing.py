@@ -29,6 +29,7 @@ class IssuedToken:
     scope: str
     jti: str
     kid: str
+    token_type: str = "Bearer"  # "DPoP" for a DPoP-bound token (RFC 9449 §5)
 
 
 def token_ttl(client: TokenSubject) -> int:
@@ -53,5 +54,6 @@ def issue_access_token(*, client: TokenSubject, grant: Grant, now: int | None = 
         client.client_id, claims.get("scope", ""), claims["aud"], jti,
     )
     return IssuedToken(
-        access_token=token, expires_in=expires_in, scope=" ".join(grant.scopes), jti=jti, kid=signer.kid
+        access_token=token, expires_in=expires_in, scope=" ".join(grant.scopes), jti=jti, kid=signer.kid,
+        token_type="DPoP" if grant.cnf and "jkt" in grant.cnf else TOKEN_TYPE,
     )

@@ -21,7 +21,7 @@ from tokens.issuing import TOKEN_TYPE
 from tokens.verification import ANY_AUDIENCE, InvalidToken, verify_access_token
 
 # RFC 7662 §2.2 members, in the order they are returned, then our own claims.
-_MEMBERS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "tenants", "roles")
+_MEMBERS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf", "tenants", "roles")
 
 
 class IntrospectionView(OAuthEndpoint):
@@ -37,6 +37,9 @@ class IntrospectionView(OAuthEndpoint):
             verified = verify_access_token(token, audience=ANY_AUDIENCE)
         except InvalidToken:
             return json_response({"active": False})
-        body: dict[str, object] = {"active": True, "token_type": TOKEN_TYPE}
+        cnf = verified.claims.get("cnf")
+        # RFC 9449 §6.2: a DPoP-bound token's type and confirmation.
+        token_type = "DPoP" if isinstance(cnf, dict) and "jkt" in cnf else TOKEN_TYPE
+        body: dict[str, object] = {"active": True, "token_type": token_type}
         body.update({name: verified.claims[name] for name in _MEMBERS if name in verified.claims})
         return json_response(body)

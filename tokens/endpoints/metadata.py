@@ -29,6 +29,8 @@ def server_metadata() -> dict[str, object]:
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
+        # RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": signing_algs,
     }
 
 
