@@ -8,7 +8,9 @@ per request: has the registry changed?
 
 Every write to a client, secret, tenant, role or their links increments
 ``RegistryState.version`` inside the writer's transaction: database triggers do it,
-whatever the write (``clients.versions``; the tables are ``WATCHED`` below).  A
+whatever the write (``clients.versions``; the tables are ``WATCHED`` below).
+API keys live in the same snapshot, all of them at once (``api_key_candidates``), so
+an unknown key costs what a known one does and neither costs a query.  A
 process that reads a new version drops its snapshots, so a change made by any
 process on any node is seen by every process on its next request.  Recording a
 secret's "last used" time is deliberately not a change: its column is left out of
@@ -32,10 +34,11 @@ from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 from django.db.models import Q
+from django.utils import timezone
 
 from authserver import dbread
 from clients import changefeed, metadata, versions
-from clients.models import Client, ClientSecret, RegistryState, Role, Tenant
+from clients.models import ApiKey, Client, ClientSecret, RegistryState, Role, Tenant
 
 log = logging.getLogger("authserver.registry")
 
@@ -48,7 +51,7 @@ MAX_ENTRIES = 20_000
 
 # The tables behind the snapshots; a secret's last use is bookkeeping, not a change.
 WATCHED = versions.watched_models(
-    (Client, ClientSecret, Tenant, Role), column=versions.CLIENTS, bookkeeping=("last_used",)
+    (Client, ClientSecret, ApiKey, Tenant, Role), column=versions.CLIENTS, bookkeeping=("last_used",)
 )
 
 
@@ -93,6 +96,25 @@ class ClientRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as introspection and bearer authentication see it (never the key itself)."""
+
+    pk: int
+    prefix: str
+    hash: str
+    hash_key_id: str
+    client: ClientRecord
+    scopes: tuple[str, ...]
+    created: datetime
+    expires: datetime
+    revoked: datetime | None
+    last_used: datetime | None
+
+    def is_live(self, at: datetime) -> bool:
+        return self.revoked is None and self.expires > at
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     client: ClientRecord
     secret: SecretRecord
@@ -106,6 +128,10 @@ class _Cache:
         self.marker: tuple[int, int] | None = None
         self.read_at = 0.0
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
+        # Every live API key of an enabled client, by prefix (``api_key_candidates``).
+        self.api_keys: dict[str, tuple[ApiKeyRecord, ...]] | None = None
+        self.key_touched: dict[int, datetime] = {}
+        self.key_pending: dict[int, datetime] = {}
         self.touched: dict[int, datetime] = {}
         self.pending: dict[int, datetime] = {}
 
@@ -163,12 +189,37 @@ def observed_key_version() -> int | None:
     return _cache.keys_version
 
 
-def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
-    """Secrets with ``prefix`` of the clients named, live or not, preferred client first.
+class _Request(threading.local):
+    """The version one request observed: its client authentication and its bearer key
+    then share one read (set between ``request_started`` and ``request_finished``)."""
 
-    One query (the version) when every client is in this process's snapshot, and none
-    while this worker's PostgreSQL change feed listens and has seen no change.
-    """
+    active = False
+    version: int | None = None
+
+
+_request = _Request()
+
+
+def request_started(**_: Any) -> None:
+    _request.active, _request.version = True, None
+
+
+def request_finished(**_: Any) -> None:
+    _request.active, _request.version = False, None
+
+
+def _observe() -> int:
+    """The registry version, read (or trusted from the change feed) once per request (once
+    per call outside requests); every snapshot of an older version is dropped."""
+    if _request.active and _request.version is not None:
+        return _request.version
+    version = _observe_now()
+    if _request.active:
+        _request.version = version
+    return version
+
+
+def _observe_now() -> int:
     cache = _cache
     # The feed's marker is read before the version: a commit after the read notifies,
     # which moves the marker, so an unchanged marker means nothing changed since.  The
@@ -187,8 +238,20 @@ def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
         with cache.lock:
             if version != cache.version:
                 cache.entries = {}
+                cache.api_keys = None
                 cache.version = version
             cache.marker = marker
+    return version
+
+
+def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
+    """Secrets with ``prefix`` of the clients named, live or not, preferred client first.
+
+    One query (the version) when every client is in this process's snapshot, and none
+    while this worker's PostgreSQL change feed listens and has seen no change.
+    """
+    cache = _cache
+    version = _observe()
     found: list[Candidate] = []
     for client_id in client_ids:
         key = (client_id, prefix)
@@ -249,6 +312,74 @@ def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
     )
 
 
+def api_key_candidates(prefix: str) -> tuple[ApiKeyRecord, ...]:
+    """The live API keys of enabled clients with ``prefix``: none, usually one.
+
+    The whole set is one snapshot per process, loaded after the version moved (so a
+    revocation, an expiry set earlier, a client disabled or deleted is seen from the
+    next request on); a prefix no key has costs no query, as a known one does not.
+    """
+    cache = _cache
+    version = _observe()
+    keys = cache.api_keys
+    if keys is None:
+        keys = _load_api_keys()
+        with cache.lock:
+            if cache.version == version:
+                cache.api_keys = keys
+    return keys.get(prefix, ())
+
+
+def _load_api_keys() -> dict[str, tuple[ApiKeyRecord, ...]]:
+    rows = list(
+        ApiKey.objects.live(timezone.now()).filter(client__enabled=True).order_by()
+        .values("pk", "prefix", "hash", "hash_key_id", "scopes", "created", "expires", "revoked", "last_used",
+                "client_id", "client__client_id", *(f"client__{name}" for name in _CLIENT_FIELDS))
+    )
+    client_pks = {row["client_id"] for row in rows}
+    tenants: dict[int, list[str]] = {}
+    for client_pk, slug in (
+        Client.tenants.through.objects.filter(client_id__in=client_pks)
+        .order_by("tenant__slug").values_list("client_id", "tenant__slug")
+    ):
+        tenants.setdefault(client_pk, []).append(slug)
+    roles: dict[int, list[tuple[str | None, str]]] = {}
+    for client_pk, name, tenant in (
+        Client.roles.through.objects.filter(client_id__in=client_pks)
+        .order_by("role__tenant__slug", "role__name").values_list("client_id", "role__name", "role__tenant__slug")
+    ):
+        roles.setdefault(client_pk, []).append((tenant, f"{tenant}/{name}" if tenant is not None else name))
+    clients: dict[int, ClientRecord] = {}
+    found: dict[str, list[ApiKeyRecord]] = {}
+    for row in rows:
+        client_pk = row["client_id"]
+        if client_pk not in clients:
+            clients[client_pk] = ClientRecord(
+                pk=client_pk, client_id=row["client__client_id"],
+                settings=MappingProxyType({name: _frozen(row[f"client__{name}"]) for name in _CLIENT_FIELDS}),
+                tenants=tuple(tenants.get(client_pk, ())), roles=tuple(roles.get(client_pk, ())),
+            )
+        found.setdefault(row["prefix"], []).append(
+            ApiKeyRecord(
+                pk=row["pk"], prefix=row["prefix"], hash=row["hash"], hash_key_id=row["hash_key_id"],
+                client=clients[client_pk], scopes=tuple(row["scopes"]), created=row["created"],
+                expires=row["expires"], revoked=row["revoked"], last_used=row["last_used"],
+            )
+        )
+    return {prefix: tuple(records) for prefix, records in found.items()}
+
+
+def note_api_key_use(key: ApiKeyRecord, now: datetime) -> None:
+    """Remember that ``key`` was used; written after the response, at most once a minute."""
+    cache = _cache
+    last = cache.key_touched.get(key.pk, key.last_used)
+    if last is not None and now - last < LAST_USED_GRANULARITY:
+        return
+    with cache.lock:
+        cache.key_touched[key.pk] = now
+        cache.key_pending[key.pk] = now
+
+
 def _frozen(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
@@ -272,19 +403,23 @@ def flush_uses(**_: Any) -> None:
     The condition keeps several processes from writing the same minute twice.
     """
     cache = _cache
-    if not cache.pending:
+    if not cache.pending and not cache.key_pending:
         return
     with cache.lock:
         pending, cache.pending = cache.pending, {}
+        key_pending, cache.key_pending = cache.key_pending, {}
         if len(cache.touched) > MAX_ENTRIES:
             cache.touched = {}
+        if len(cache.key_touched) > MAX_ENTRIES:
+            cache.key_touched = {}
     try:
-        for pk, at in pending.items():
-            ClientSecret.objects.filter(pk=pk).filter(
-                Q(last_used__isnull=True) | Q(last_used__lt=at - LAST_USED_GRANULARITY)
-            ).update(last_used=at)
+        for model, uses in ((ClientSecret, pending), (ApiKey, key_pending)):
+            for pk, at in uses.items():
+                model.objects.filter(pk=pk).filter(
+                    Q(last_used__isnull=True) | Q(last_used__lt=at - LAST_USED_GRANULARITY)
+                ).update(last_used=at)
     except DatabaseError as error:
-        log.warning("secret last-use times not recorded: %s", type(error).__name__)
+        log.warning("last-use times not recorded: %s", type(error).__name__)
 
 
 def install_triggers(*, using: str, **_: Any) -> None:
