@@ -95,7 +95,7 @@ def _lua_string(value: str) -> str:
 
 def write_requests(target: Target, path: Path) -> Path:
     """The Lua table of token requests wrk cycles through: one per credential."""
-    lines = [f"return {{path = {_lua_string(target.token_path)}, requests = {{"]
+    lines = [f"return {{path = {_lua_string(target.token_path)}, expect = {_lua_string(target.expect)}, requests = {{"]
     for credential in target.credentials:
         headers = (
             f'["Authorization"] = {_lua_string(credential.basic())}, '

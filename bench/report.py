@@ -122,6 +122,13 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
                            held >= 0.9 and c32.errors == 0))
     else:
         found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors", "not measured", None))
+    for server, what in (("introspect-token", "tokens"), ("introspect-key", "API keys")):
+        run = _find(runs, server, REFERENCE_CONCURRENCY)
+        found.append(Check(
+            f"introspections/s of {what} >= 1,000, 0 errors",
+            f"{run.requests_per_second:.0f}, {run.errors} errors" if run else "not measured",
+            run.requests_per_second >= 1000 and run.errors == 0 if run else None,
+        ))
     if any(r.server == "authserver-postgres" for r in runs):
         found.append(_ratio_check(runs, "PostgreSQL / SQLite >= 80 %", "authserver-postgres", "authserver",
                                   lambda r: r >= 0.8, lambda r: f"{r:.0%}"))

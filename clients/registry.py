@@ -130,6 +130,8 @@ class _Cache:
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
         # Every live API key of an enabled client, by prefix (``api_key_candidates``).
         self.api_keys: dict[str, tuple[ApiKeyRecord, ...]] | None = None
+        # Clients by client_id, as access-token verification sees them (``client_record``).
+        self.clients: dict[str, ClientRecord | None] = {}
         self.key_touched: dict[int, datetime] = {}
         self.key_pending: dict[int, datetime] = {}
         self.touched: dict[int, datetime] = {}
@@ -239,6 +241,7 @@ def _observe_now() -> int:
             if version != cache.version:
                 cache.entries = {}
                 cache.api_keys = None
+                cache.clients = {}
                 cache.version = version
             cache.marker = marker
     return version
@@ -328,6 +331,39 @@ def api_key_candidates(prefix: str) -> tuple[ApiKeyRecord, ...]:
             if cache.version == version:
                 cache.api_keys = keys
     return keys.get(prefix, ())
+
+
+def client_record(client_id: str) -> ClientRecord | None:
+    """The client with ``client_id`` as the snapshot holds it (``None``: there is none), for
+    verifying its access tokens; no query in steady state."""
+    cache = _cache
+    version = _observe()
+    if client_id in cache.clients:
+        return cache.clients[client_id]
+    rows = list(
+        Client.objects.filter(client_id=client_id).order_by()
+        .values("pk", "client_id", *_CLIENT_FIELDS)
+    )
+    record = None
+    if rows:
+        row = rows[0]
+        tenants = tuple(Tenant.objects.filter(clients=row["pk"]).order_by("slug").values_list("slug", flat=True))
+        roles = tuple(
+            (tenant, f"{tenant}/{name}" if tenant is not None else name)
+            for name, tenant in Role.objects.filter(clients=row["pk"]).order_by("tenant__slug", "name")
+            .values_list("name", "tenant__slug")
+        )
+        record = ClientRecord(
+            pk=row["pk"], client_id=row["client_id"],
+            settings=MappingProxyType({name: _frozen(row[name]) for name in _CLIENT_FIELDS}),
+            tenants=tenants, roles=roles,
+        )
+    with cache.lock:
+        if cache.version == version:
+            if len(cache.clients) >= MAX_ENTRIES:
+                cache.clients.pop(next(iter(cache.clients)))
+            cache.clients[client_id] = record
+    return record
 
 
 def _load_api_keys() -> dict[str, tuple[ApiKeyRecord, ...]]:

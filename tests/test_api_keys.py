@@ -425,3 +425,16 @@ def test_a_client_revokes_its_own_key_and_not_anothers(http, billing, make_clien
     for token in (issued.api_key, issued.api_key[:-2], "asak_"):
         assert json_body(post_token(http, {"token": token}, path="/oauth/revoke",
                                     authorization=basic("billing", secret)), 200) == {}
+
+
+def test_steady_state_token_introspection_is_the_version_and_one_revocation_read(http, introspector, billing):
+    """Access tokens too: the client comes from the snapshot; only the revocation list is read."""
+    client, secret = billing
+    token = bearer_token(http, "billing", secret).removeprefix("Bearer ")
+    introspect(http, introspector, token)
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(5):
+            assert introspect(http, introspector, token)["active"] is True
+    statements = outside_shared_state(queries.captured_queries)
+    assert sorted("registrystate" in sql for sql in statements) == [False] * 5 + [True] * 5
+    assert all("revokedtoken" in sql for sql in statements if "registrystate" not in sql)

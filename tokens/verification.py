@@ -13,9 +13,10 @@ from django.conf import settings
 from joserfc import jws
 from joserfc.errors import JoseError
 
+from authserver import dbread
 from clients import registry
 from clients import secrets as client_secrets
-from clients.models import Client
+from clients.models import CLIENT_ID_PATTERN, Client
 from clients.registry import ApiKeyRecord, ClientRecord
 from tokens.claims import TENANT_SCOPE_PREFIX
 from tokens.issuing import JWT_TYP
@@ -34,8 +35,8 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class VerifiedToken:
-    """A verified access token, or API key (``api_key`` set; ``client`` then is the
-    registry's snapshot of the client, which has the same ``client_id``)."""
+    """A verified access token or API key (``api_key`` set); ``client`` is the registry's
+    snapshot of its client (``clients.registry.ClientRecord``: ``client_id`` and settings)."""
 
     client: Client | ClientRecord
     claims: dict[str, Any]
@@ -90,12 +91,28 @@ def verify_access_token(token: str, *, audience: str | None = None, now: int | N
         raise InvalidToken("issued in the future")
     if audience != ANY_AUDIENCE and (audience or settings.ISSUER) not in _audiences(claims):
         raise InvalidToken("wrong audience")
-    if not isinstance(claims.get("jti"), str) or RevokedToken.objects.filter(jti=claims["jti"]).exists():
+    if not isinstance(claims.get("jti"), str) or _is_revoked(claims["jti"]):
         raise InvalidToken("revoked")
-    client = Client.objects.filter(client_id=claims.get("client_id"), enabled=True).first()
-    if client is None:
+    client_id = claims.get("client_id")
+    client = (
+        registry.client_record(client_id)
+        if isinstance(client_id, str) and CLIENT_ID_PATTERN.fullmatch(client_id) else None
+    )
+    if client is None or not client.enabled:
         raise InvalidToken("client unknown or disabled")
     return VerifiedToken(client=client, claims=claims)
+
+
+_REVOKED_SQL: str | None = None
+
+
+def _is_revoked(jti: str) -> bool:
+    """One primary-key-sized read on the driver's connection (``authserver.dbread``)."""
+    global _REVOKED_SQL
+    if _REVOKED_SQL is None:
+        table = RevokedToken._meta.db_table
+        _REVOKED_SQL = f'SELECT 1 FROM "{table}" WHERE "jti" = %s'  # noqa: S608 (a fixed name)
+    return bool(dbread.read(_REVOKED_SQL, (jti,)))
 
 
 def _still_allowed(client: ClientRecord, scope: str) -> bool:
