@@ -438,3 +438,27 @@ def test_steady_state_token_introspection_is_the_version_and_one_revocation_read
     statements = outside_shared_state(queries.captured_queries)
     assert sorted("registrystate" in sql for sql in statements) == [False] * 5 + [True] * 5
     assert all("revokedtoken" in sql for sql in statements if "registrystate" not in sql)
+
+
+@pytest.mark.parametrize(
+    ("raw", "errors"),
+    [
+        ("{not json", {"detail": "JSON parse error - Expecting property name enclosed in double quotes: "
+                                 "line 1 column 2 (char 1)"}),
+        ("[]", {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+        ('{"name": "n\\u0000"}', {"name": ["Null characters are not allowed."]}),
+    ],
+)
+def test_a_malformed_body_is_400_json(http, writer, billing, raw, errors):
+    response = http.post("/client/billing/api_keys", raw, content_type="application/json",
+                         HTTP_AUTHORIZATION=writer)
+    assert json_body(response, 400) == errors
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("header", ["Bearer asak_", "Bearer asak_" + "\u00e9" * 60, "Bearer  ", "bearer asak_x y"])
+def test_a_malformed_bearer_key_is_401_json(http, header):
+    response = http.get("/client", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response["WWW-Authenticate"] == 'Bearer realm="authserver", error="invalid_token"'
