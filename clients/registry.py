@@ -432,7 +432,7 @@ def note_use(secret: SecretRecord, now: datetime) -> None:
 
 
 def flush_uses(**_: Any) -> None:
-    """Write pending "last used" times (a ``request_finished`` handler).
+    """Write pending "last used" times of secrets and API keys (a ``request_finished`` handler).
 
     Only ``last_used`` is written, a column the triggers leave out: no version moves
     and no cache is dropped.
