@@ -128,10 +128,9 @@ class _Cache:
         self.marker: tuple[int, int] | None = None
         self.read_at = 0.0
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
+        self.clients: dict[str, ClientRecord] = {}
         # Every live API key of an enabled client, by prefix (``api_key_candidates``).
         self.api_keys: dict[str, tuple[ApiKeyRecord, ...]] | None = None
-        # Clients by client_id, as access-token verification sees them (``client_record``).
-        self.clients: dict[str, ClientRecord | None] = {}
         self.key_touched: dict[int, datetime] = {}
         self.key_pending: dict[int, datetime] = {}
         self.touched: dict[int, datetime] = {}
@@ -210,18 +209,14 @@ def request_finished(**_: Any) -> None:
     _request.active, _request.version = False, None
 
 
-def _observe() -> int:
-    """The registry version, read (or trusted from the change feed) once per request (once
-    per call outside requests); every snapshot of an older version is dropped."""
+def _fresh_version() -> int:
+    """The registry version, with this process's snapshots dropped when it moved.
+
+    One query (the version), or none while this worker's PostgreSQL change feed listens
+    and has seen no change.
+    """
     if _request.active and _request.version is not None:
-        return _request.version
-    version = _observe_now()
-    if _request.active:
-        _request.version = version
-    return version
-
-
-def _observe_now() -> int:
+        return _request.version  # this request's client authentication and bearer key share one read
     cache = _cache
     # The feed's marker is read before the version: a commit after the read notifies,
     # which moves the marker, so an unchanged marker means nothing changed since.  The
@@ -240,37 +235,57 @@ def _observe_now() -> int:
         with cache.lock:
             if version != cache.version:
                 cache.entries = {}
-                cache.api_keys = None
                 cache.clients = {}
+                cache.api_keys = None
                 cache.version = version
             cache.marker = marker
+    if _request.active:
+        _request.version = version
     return version
 
 
-def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
-    """Secrets with ``prefix`` of the clients named, live or not, preferred client first.
+def _remember(store: dict[Any, Any], key: Any, value: Any, version: int) -> None:
+    with _cache.lock:
+        if _cache.version == version:
+            if len(store) >= MAX_ENTRIES:
+                store.pop(next(iter(store)))
+            store[key] = value
 
-    One query (the version) when every client is in this process's snapshot, and none
-    while this worker's PostgreSQL change feed listens and has seen no change.
-    """
-    cache = _cache
-    version = _observe()
+
+def candidates(client_ids: Iterable[str], prefix: str) -> list[Candidate]:
+    """Secrets with ``prefix`` of the clients named, live or not, preferred client first."""
+    version = _fresh_version()
     found: list[Candidate] = []
     for client_id in client_ids:
         key = (client_id, prefix)
-        entry = cache.entries.get(key)
+        entry = _cache.entries.get(key)
         if entry is None:
             # Loaded after reading the version, so never older than it.
             entry = _load(client_id, prefix)
             if not entry:
                 continue  # unknown clients and foreign prefixes are not remembered
-            with cache.lock:
-                if cache.version == version:
-                    if len(cache.entries) >= MAX_ENTRIES:
-                        cache.entries.pop(next(iter(cache.entries)))
-                    cache.entries[key] = entry
+            _remember(_cache.entries, key, entry, version)
         found.extend(entry)
     return found
+
+
+def client(client_id: str) -> ClientRecord | None:
+    """The client with this id, for methods that present no secret (``private_key_jwt``).
+
+    The same snapshot and version check as ``candidates``; unknown ids are not remembered.
+    """
+    version = _fresh_version()
+    record = _cache.clients.get(client_id)
+    if record is None:
+        row = (
+            Client.objects.filter(client_id=client_id).order_by()
+            .values("pk", "client_id", *_CLIENT_FIELDS).first()
+        )
+        if row is None:
+            return None
+        record = _record(row["pk"], row["client_id"], {name: row[name] for name in _CLIENT_FIELDS})
+        _remember(_cache.clients, client_id, record, version)
+    return record
 
 
 _CLIENT_FIELDS = tuple(setting.name for setting in metadata.token_path_settings())
@@ -286,7 +301,22 @@ def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
     if not rows:
         return ()
     first = rows[0]
-    client_pk = first["client_id"]
+    record = _record(
+        first["client_id"], first["client__client_id"], {name: first[f"client__{name}"] for name in _CLIENT_FIELDS}
+    )
+    return tuple(
+        Candidate(
+            client=record,
+            secret=SecretRecord(
+                pk=row["pk"], hash=row["hash"], hash_key_id=row["hash_key_id"], expires=row["expires"],
+                revoked=row["revoked"], last_used=row["last_used"],
+            ),
+        )
+        for row in rows
+    )
+
+
+def _record(client_pk: int, client_id: str, settings: dict[str, Any]) -> ClientRecord:
     tenants = tuple(Tenant.objects.filter(clients=client_pk).order_by("slug").values_list("slug", flat=True))
     roles = tuple(
         (tenant, f"{tenant}/{name}" if tenant is not None else name)
@@ -294,24 +324,12 @@ def _load(client_id: str, prefix: str) -> tuple[Candidate, ...]:
         .order_by("tenant__slug", "name")
         .values_list("name", "tenant__slug")
     )
-    client = ClientRecord(
+    return ClientRecord(
         pk=client_pk,
-        client_id=first["client__client_id"],
-        settings=MappingProxyType(
-            {name: _frozen(first[f"client__{name}"]) for name in _CLIENT_FIELDS}
-        ),
+        client_id=client_id,
+        settings=MappingProxyType({name: _frozen(value) for name, value in settings.items()}),
         tenants=tenants,
         roles=roles,
-    )
-    return tuple(
-        Candidate(
-            client=client,
-            secret=SecretRecord(
-                pk=row["pk"], hash=row["hash"], hash_key_id=row["hash_key_id"], expires=row["expires"],
-                revoked=row["revoked"], last_used=row["last_used"],
-            ),
-        )
-        for row in rows
     )
 
 
@@ -323,7 +341,7 @@ def api_key_candidates(prefix: str) -> tuple[ApiKeyRecord, ...]:
     next request on); a prefix no key has costs no query, as a known one does not.
     """
     cache = _cache
-    version = _observe()
+    version = _fresh_version()
     keys = cache.api_keys
     if keys is None:
         keys = _load_api_keys()
@@ -333,67 +351,19 @@ def api_key_candidates(prefix: str) -> tuple[ApiKeyRecord, ...]:
     return keys.get(prefix, ())
 
 
-def client_record(client_id: str) -> ClientRecord | None:
-    """The client with ``client_id`` as the snapshot holds it (``None``: there is none), for
-    verifying its access tokens; no query in steady state."""
-    cache = _cache
-    version = _observe()
-    if client_id in cache.clients:
-        return cache.clients[client_id]
-    rows = list(
-        Client.objects.filter(client_id=client_id).order_by()
-        .values("pk", "client_id", *_CLIENT_FIELDS)
-    )
-    record = None
-    if rows:
-        row = rows[0]
-        tenants = tuple(Tenant.objects.filter(clients=row["pk"]).order_by("slug").values_list("slug", flat=True))
-        roles = tuple(
-            (tenant, f"{tenant}/{name}" if tenant is not None else name)
-            for name, tenant in Role.objects.filter(clients=row["pk"]).order_by("tenant__slug", "name")
-            .values_list("name", "tenant__slug")
-        )
-        record = ClientRecord(
-            pk=row["pk"], client_id=row["client_id"],
-            settings=MappingProxyType({name: _frozen(row[name]) for name in _CLIENT_FIELDS}),
-            tenants=tenants, roles=roles,
-        )
-    with cache.lock:
-        if cache.version == version:
-            if len(cache.clients) >= MAX_ENTRIES:
-                cache.clients.pop(next(iter(cache.clients)))
-            cache.clients[client_id] = record
-    return record
-
-
 def _load_api_keys() -> dict[str, tuple[ApiKeyRecord, ...]]:
     rows = list(
         ApiKey.objects.live(timezone.now()).filter(client__enabled=True).order_by()
         .values("pk", "prefix", "hash", "hash_key_id", "scopes", "created", "expires", "revoked", "last_used",
                 "client_id", "client__client_id", *(f"client__{name}" for name in _CLIENT_FIELDS))
     )
-    client_pks = {row["client_id"] for row in rows}
-    tenants: dict[int, list[str]] = {}
-    for client_pk, slug in (
-        Client.tenants.through.objects.filter(client_id__in=client_pks)
-        .order_by("tenant__slug").values_list("client_id", "tenant__slug")
-    ):
-        tenants.setdefault(client_pk, []).append(slug)
-    roles: dict[int, list[tuple[str | None, str]]] = {}
-    for client_pk, name, tenant in (
-        Client.roles.through.objects.filter(client_id__in=client_pks)
-        .order_by("role__tenant__slug", "role__name").values_list("client_id", "role__name", "role__tenant__slug")
-    ):
-        roles.setdefault(client_pk, []).append((tenant, f"{tenant}/{name}" if tenant is not None else name))
     clients: dict[int, ClientRecord] = {}
     found: dict[str, list[ApiKeyRecord]] = {}
     for row in rows:
         client_pk = row["client_id"]
         if client_pk not in clients:
-            clients[client_pk] = ClientRecord(
-                pk=client_pk, client_id=row["client__client_id"],
-                settings=MappingProxyType({name: _frozen(row[f"client__{name}"]) for name in _CLIENT_FIELDS}),
-                tenants=tuple(tenants.get(client_pk, ())), roles=tuple(roles.get(client_pk, ())),
+            clients[client_pk] = _record(
+                client_pk, row["client__client_id"], {name: row[f"client__{name}"] for name in _CLIENT_FIELDS}
             )
         found.setdefault(row["prefix"], []).append(
             ApiKeyRecord(

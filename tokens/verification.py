@@ -95,7 +95,7 @@ def verify_access_token(token: str, *, audience: str | None = None, now: int | N
         raise InvalidToken("revoked")
     client_id = claims.get("client_id")
     client = (
-        registry.client_record(client_id)
+        registry.client(client_id)
         if isinstance(client_id, str) and CLIENT_ID_PATTERN.fullmatch(client_id) else None
     )
     if client is None or not client.enabled:
