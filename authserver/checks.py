@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from authserver.durations import parse_rate
+from authserver.durations import parse_duration, parse_rate
 
 SUPPORTED_SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
 
@@ -117,9 +117,10 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             Error(
                 f"CLIENT_ASSERTION_AUDIENCE is {settings.CLIENT_ASSERTION_AUDIENCE!r}.",
                 hint='"any" (the issuer, the token endpoint or the endpoint called) or "issuer" (the issuer alone).',
-                id="authserver.E009",
+                id="authserver.E011",
             )
         )
+    messages.extend(_check_api_key_lifetimes())
     if not settings.SECRET_HASH_KEY and not settings.DEBUG:
         messages.append(
             Warning(
@@ -127,6 +128,24 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 "from SECRET_KEY, so rotating SECRET_KEY would void every client secret.",
                 hint="Set SECRET_HASH_KEY (at least 32 characters) in the environment.",
                 id="authserver.W001",
+            )
+        )
+    return messages
+
+
+def _check_api_key_lifetimes() -> list[CheckMessage]:
+    lifetimes: dict[str, int] = {}
+    messages: list[CheckMessage] = []
+    for name in ("API_KEY_DEFAULT_LIFETIME", "API_KEY_MAX_LIFETIME"):
+        try:
+            lifetimes[name] = parse_duration(getattr(settings, name))
+        except ValueError as error:
+            messages.append(Error(f"{name}: {error}.", hint="e.g. 90d, 12h, 3600.", id="authserver.E009"))
+    if len(lifetimes) == 2 and lifetimes["API_KEY_DEFAULT_LIFETIME"] > lifetimes["API_KEY_MAX_LIFETIME"]:
+        messages.append(
+            Error(
+                "API_KEY_DEFAULT_LIFETIME is longer than API_KEY_MAX_LIFETIME.",
+                hint="The default lifetime of an API key must be within the maximum.", id="authserver.E010",
             )
         )
     return messages

@@ -71,6 +71,11 @@ FAILED_AUTH_RATE_PER_CLIENT = env.str("FAILED_AUTH_RATE_PER_CLIENT", default="10
 # lockouts, replay records): Redis when set, else the database (tokens.shared_state).
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# API keys (DESIGN §9.5): lifetime when none is asked for, and the longest allowed
+# (durations such as 90d; clients.services parses them, authserver.checks refuses bad ones).
+API_KEY_DEFAULT_LIFETIME = env.str("API_KEY_DEFAULT_LIFETIME", default="90d")
+API_KEY_MAX_LIFETIME = env.str("API_KEY_MAX_LIFETIME", default="365d")
+
 # How long per-client hourly usage (tokens issued, failed authentications) is kept.
 USAGE_RETENTION = parse_duration(env.str("USAGE_RETENTION", default="30d"))
 

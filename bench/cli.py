@@ -22,7 +22,7 @@ from bench.report import MemoryResult
 from bench.servers import ROOT, RunningServer, Target
 
 SERVERS = ("authserver", "private_key_jwt", "federated", "trivial", "dot-plain", "dot-hashed",
-           "authserver-postgres", "authserver-registry")
+           "introspect-token", "introspect-key", "authserver-postgres", "authserver-registry")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 MEMORY_CONCURRENCY = 8
 
@@ -41,7 +41,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 dev.py bench",
         description="Token endpoint benchmark: authserver against a trivial Django view and "
-                    "stock django-oauth-toolkit, each under gunicorn with 2 sync workers, loaded with wrk.",
+                    "stock django-oauth-toolkit, and authserver's introspection of an access token and of an "
+                    "API key, each under gunicorn with 2 sync workers, loaded with wrk.",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server (default 2)")
@@ -123,6 +124,10 @@ def plans(options: argparse.Namespace) -> list[Plan]:
             servers.dot_target(name="dot-plain", database=w / "dot-plain.sqlite3", hashed=False))),
         ("dot-hashed", lambda w: nullcontext(
             servers.dot_target(name="dot-hashed", database=w / "dot-hashed.sqlite3", hashed=True))),
+        ("introspect-token", lambda w: nullcontext(servers.introspection_target(
+            name="introspect-token", database_url=f"sqlite:///{w / 'introspect-token.sqlite3'}", kind="token"))),
+        ("introspect-key", lambda w: nullcontext(servers.introspection_target(
+            name="introspect-key", database_url=f"sqlite:///{w / 'introspect-key.sqlite3'}", kind="key"))),
     ]
     if options.postgres:
         candidates.append(("authserver-postgres", on_postgres))

@@ -113,7 +113,7 @@ def wrk_seconds(seconds: float) -> int:
 
 def write_requests(target: Target, path: Path) -> Path:
     """The Lua table of token requests wrk cycles through: one per credential."""
-    lines = [f"return {{path = {_lua_string(target.token_path)}, requests = {{"]
+    lines = [f"return {{path = {_lua_string(target.token_path)}, expect = {_lua_string(target.expect)}, requests = {{"]
     for credential in target.credentials:
         headers = _lua_headers(target.headers(credential))
         lines.append(f"  {{headers = {{{headers}}}, body = {_lua_string(target.body)}}},")

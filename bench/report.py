@@ -124,6 +124,13 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
         found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors", "not measured", None))
     found.append(private_key_jwt_check(runs))
     found.append(federated_check(runs))
+    for server, what in (("introspect-token", "tokens"), ("introspect-key", "API keys")):
+        run = _find(runs, server, REFERENCE_CONCURRENCY)
+        found.append(Check(
+            f"introspections/s of {what} >= 1,000, 0 errors",
+            f"{run.requests_per_second:.0f}, {run.errors} errors" if run else "not measured",
+            run.requests_per_second >= 1000 and run.errors == 0 if run else None,
+        ))
     if any(r.server == "authserver-postgres" for r in runs):
         found.append(_ratio_check(runs, "PostgreSQL / SQLite >= 80 %", "authserver-postgres", "authserver",
                                   lambda r: r >= 0.8, lambda r: f"{r:.0%}"))

@@ -64,6 +64,8 @@ class Target:
     # False: the client authenticates in the body alone (federation: ``body`` holds client_id
     # and a reusable workload token), no Authorization header.
     basic_auth: bool = True
+    # What every good answer's body holds (the Lua script counts any other answer as an error).
+    expect: str = '"access_token"'
 
     @property
     def url(self) -> str:
@@ -232,6 +234,14 @@ def federated_target(*, name: str, database_url: str, jwks_file: Path, alg: str 
     body = cluster.body(form, FEDERATED_CLIENT, cluster.token())
     return Target(name, "authserver.wsgi", env, port, "/oauth/token", body,
                   (Credential(FEDERATED_CLIENT, ""),), basic_auth=False)
+def introspection_target(*, name: str, database_url: str, kind: str) -> Target:
+    """authserver answering RFC 7662 introspection of one live access token (``kind="token"``)
+    or API key (``kind="key"``), the bench client authenticating with Basic as a resource server would."""
+    target = authserver_target(name=name, database_url=database_url)
+    made = _last_json_line(run_python(["-m", "bench.introspection"], target.env))
+    token = made["access_token" if kind == "token" else "api_key"]
+    return Target(name, target.wsgi, target.env, target.port, "/oauth/introspect",
+                  f"token={quote(token, safe='')}", target.credentials, expect='"active":true')
 
 
 @contextmanager
@@ -332,7 +342,8 @@ def _stop(server: RunningServer) -> None:
 
 
 def check_token_request(target: Target) -> None:
-    """One token request before any load: the server answers 200 with an access token."""
+    """One request before any load: the server answers 200 with what a good answer holds
+    (an access token; for introspection, ``"active":true``)."""
     connection = http.client.HTTPConnection(HOST, target.port, timeout=60)
     try:
         body = target.signer.body(target.body) if target.signer else target.body
@@ -341,5 +352,5 @@ def check_token_request(target: Target) -> None:
         payload = response.read()
     finally:
         connection.close()
-    if response.status != 200 or b'"access_token"' not in payload:
-        raise RuntimeError(f"{target.name}: token request answered {response.status}: {payload[:500]!r}")
+    if response.status != 200 or target.expect.encode() not in payload:
+        raise RuntimeError(f"{target.name}: request answered {response.status}: {payload[:500]!r}")

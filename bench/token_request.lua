@@ -1,8 +1,9 @@
--- wrk script: POST token requests and check every answer.
+-- wrk script: POST token (or introspection) requests and check every answer.
 --
 --   wrk ... -s bench/token_request.lua URL -- REQUESTS.lua [LIMIT]
 --
--- REQUESTS.lua (written by bench/load.py) returns {path = ..., requests = {{headers = {...}, body = ...}, ...}}.
+-- REQUESTS.lua (written by bench/load.py) returns
+-- {path = ..., expect = ..., requests = {{headers = {...}, body = ...}, ...}}.
 -- Each thread cycles through the requests from its own starting point, so many clients are
 -- spread over the run.
 --
@@ -13,7 +14,8 @@
 -- credential-less "exhausted" body (refused, and counted as errors too).
 --
 -- A response is an error unless its status is 2xx and its body holds
--- "access_token". With LIMIT, each thread stops after LIMIT responses and prints BENCH_LIMIT.
+-- `expect` ("access_token" for the token endpoint, "active":true for introspection). With LIMIT,
+-- each thread stops after LIMIT responses and prints BENCH_LIMIT.
 -- done() prints one line: BENCH_RESULT {json}; latencies in microseconds.
 
 local threads = {}
@@ -47,6 +49,7 @@ function init(args)
   end
   count = #prepared
   ran_out = false
+  expect = spec.expect or '"access_token"'
   responses = 0
   errors = 0
   first_error = ""
@@ -73,7 +76,7 @@ end
 
 function response(status, headers, body)
   responses = responses + 1
-  if status < 200 or status > 299 or not string.find(body or "", '"access_token"', 1, true) then
+  if status < 200 or status > 299 or not string.find(body or "", expect, 1, true) then
     errors = errors + 1
     if first_error == "" then
       first_error = tostring(status) .. " " .. string.sub(body or "", 1, 300)

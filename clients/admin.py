@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, ManyToManyField, Max, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.forms import Form, ModelMultipleChoiceField
@@ -38,6 +38,8 @@ from oauth2_provider.models import (
 
 from clients import jwks, metadata, services, usage_report
 from clients.forms import (
+    ApiKeyCreateForm,
+    ApiKeyRevokeForm,
     ClientForm,
     ConfirmForm,
     RoleForm,
@@ -47,7 +49,7 @@ from clients.forms import (
     TrustedIssuerForm,
     setting_formfield,
 )
-from clients.models import AuditEvent, Client, ClientSecret, ClientUsage, Role, Tenant, TrustedIssuer
+from clients.models import ApiKey, AuditEvent, Client, ClientSecret, ClientUsage, Role, Tenant, TrustedIssuer
 
 for model in (
     get_application_model(), get_access_token_model(), get_grant_model(),
@@ -111,6 +113,54 @@ class ClientSecretInline(admin.TabularInline):
         return format_html('<a href="{}?{}">Revoke…</a>', url, urlencode({"prefix": secret.prefix}))
 
 
+class ApiKeyInline(admin.TabularInline):
+    """A client's API keys, read-only: name, prefix, scope and times; never the key or its hash.
+    Revoked keys stay listed until they would have expired."""
+
+    model = ApiKey
+    fields = ("name", "prefix", "scope", "created", "expires_at", "last_used_at", "revoked_at", "revoke_link")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "API key"
+    verbose_name_plural = "API keys (known by their first characters; the keys themselves are never stored)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        return super().get_queryset(request).filter(expires__gt=timezone.now())
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="scope")
+    def scope(self, key: ApiKey) -> str:
+        return " ".join(key.scopes)
+
+    @admin.display(description="expires")
+    def expires_at(self, key: ApiKey) -> str:
+        return _shown(key.expires, "")
+
+    @admin.display(description="last used")
+    def last_used_at(self, key: ApiKey) -> str:
+        return _shown(key.last_used, "never")
+
+    @admin.display(description="revoked")
+    def revoked_at(self, key: ApiKey) -> str:
+        return _shown(key.revoked, "-")
+
+    @admin.display(description="")
+    def revoke_link(self, key: ApiKey) -> str:
+        if not key.is_live(timezone.now()):
+            return ""
+        url = reverse("admin:clients_client_revoke_api_key", args=[quote(key.client_id)])
+        return format_html('<a href="{}?{}">Revoke…</a>', url, urlencode({"prefix": key.prefix}))
+
+
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
     form = ClientForm
@@ -123,7 +173,7 @@ class ClientAdmin(admin.ModelAdmin):
     search_help_text = "Search by client ID or name."
     filter_horizontal = ("tenants", "roles")
     autocomplete_fields = ("user",)
-    inlines = (ClientSecretInline,)
+    inlines = (ClientSecretInline, ApiKeyInline)
     actions = ("enable_clients", "disable_clients")
     view_on_site = False
 
@@ -162,8 +212,8 @@ class ClientAdmin(admin.ModelAdmin):
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> Any:
-        # client_update cannot change these: the client ID is what callers know it by.
-        return ("client_id", "user", "created", "updated", "registered_keys") if obj is not None else ()
+        # The client ID is what callers know it by: it never changes.
+        return ("client_id", "created", "updated", "registered_keys") if obj is not None else ()
 
     @admin.display(description="Registered keys")
     def registered_keys(self, client: Client) -> str:
@@ -215,7 +265,7 @@ class ClientAdmin(admin.ModelAdmin):
         roles = [role.claim_value for role in data["roles"]]
         if change:
             fields = {name: data[name] for name in services.UPDATABLE_FIELDS if name in data}
-            services.client_update(client=obj, fields=fields, tenants=tenants, roles=roles)
+            services.client_update(client=obj, fields=fields, tenants=tenants, roles=roles, owner=data["user"])
             return
         client, issued = services.client_create(
             client_id=data["client_id"], owner=data["user"], tenants=tenants, roles=roles,
@@ -267,6 +317,8 @@ class ClientAdmin(admin.ModelAdmin):
             route("reset-secret", self.reset_secret_view),
             route("add-secret", self.add_secret_view),
             route("revoke-secret", self.revoke_secret_view),
+            route("create-api-key", self.create_api_key_view),
+            route("revoke-api-key", self.revoke_api_key_view),
             route("enable", self.enable_view),
             route("disable", self.disable_view),
             *super().get_urls(),
@@ -299,6 +351,9 @@ class ClientAdmin(admin.ModelAdmin):
             {"title": "Secrets expiring within 14 days", "id": "dashboard-expiring", "heading": "secret expires",
              "rows": [(s.client, f"{s.prefix}… {_shown(s.expires, '')}") for s in board.expiring_secrets],
              "empty": "No live secret expires within 14 days."},
+            {"title": "API keys expiring within 14 days", "id": "dashboard-expiring-keys", "heading": "API key expires",
+             "rows": [(k.client, f"{k.prefix}… {k.name}: {_shown(k.expires, '')}") for k in board.expiring_api_keys],
+             "empty": "No live API key expires within 14 days."},
         ]
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "title": "Usage dashboard",
@@ -378,6 +433,66 @@ class ClientAdmin(admin.ModelAdmin):
             danger=True,
             warning="This is the client's only live secret: it will get no tokens until it is given a new one."
             if len(live) == 1 else "",
+        )
+
+    @sensitive_variables("issued", "context")
+    def create_api_key_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        client = self._client_for_change(request, object_id)
+        form = ApiKeyCreateForm(request.POST if request.method == "POST" else None, client=client)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                issued = services.api_key_create(
+                    client=client, name=data["name"], scopes=data["scope"], expires_in=data["expires_in"],
+                )
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                self.log_change(request, client, f"Created API key {issued.record.prefix}… ({issued.record.name})")
+                context = {
+                    **self.admin_site.each_context(request),
+                    "opts": self.opts, "title": "API key created", "client": client, "api_key": issued.api_key,
+                    "record": issued.record, "scope": " ".join(issued.record.scopes),
+                    "change_url": self._change_url(client), "issuer": settings.ISSUER,
+                }
+                response = render(request, "admin/clients/api_key_reveal.html", context)
+                response["Cache-Control"] = "no-store"
+                response["Pragma"] = "no-cache"
+                return response
+        return self._action_page(
+            request, client, form, action="Create API key", submit="Create the key", intro=[
+                "An API key is a long-lived bearer credential for a job that cannot run the client credentials "
+                "flow (a cron job, a webhook, a tool that sends one fixed header). Prefer short-lived tokens "
+                "where the caller can get them.",
+                "The key is shown once, on the next page. It stops working when it expires, when you revoke it, "
+                "or when this client is disabled or deleted.",
+            ],
+        )
+
+    def revoke_api_key_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        client = self._client_for_change(request, object_id)
+        live = list(ApiKey.objects.filter(client=client).live(timezone.now()).order_by("-created"))
+        form = ApiKeyRevokeForm(
+            request.POST if request.method == "POST" else None, keys=live,
+            initial={"key_prefix": request.GET.get("prefix", "")},
+        )
+        if form.is_valid():
+            prefix = form.cleaned_data["key_prefix"]
+            try:
+                services.api_key_revoke(client=client, prefix=prefix)
+            except ApiKey.DoesNotExist:
+                form.add_error("key_prefix", "That API key is no longer live.")
+            else:
+                self.log_change(request, client, f"Revoked API key {prefix}…")
+                self.message_user(request, f"API key {prefix}… revoked: it no longer works.", messages.SUCCESS)
+                return HttpResponseRedirect(self._change_url(client))
+        intro = ["Choose the API key to revoke. Every server process refuses it from its next request on."]
+        if not live:
+            intro = ["This client has no live API key."]
+        return self._action_page(
+            request, client, form, action="Revoke API key", submit="Revoke", intro=intro, can_submit=bool(live),
+            danger=True,
         )
 
     def enable_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""The client-management REST API: clients, their secrets, tenants, roles and trusted issuers.
+"""The client-management REST API: clients, their secrets and API keys, tenants, roles and trusted issuers.
 
 One DRF view per path; each method parses with a serializer, calls one service from
 ``clients.services`` and renders with a serializer.  JSON uses RFC 7591 §2 client
@@ -21,6 +21,7 @@ from urllib.parse import quote
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
@@ -33,10 +34,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from authserver.responses import NO_STORE  # on responses that carry a secret
 from clients import services
-from clients.models import CLIENT_ID_PATTERN, Client, ClientSecret, Role, Tenant, TrustedIssuer
+from clients.models import CLIENT_ID_PATTERN, ApiKey, Client, ClientSecret, Role, Tenant, TrustedIssuer
 from clients.serializers import (
     API_NAMES,
     SAME_NAMES,
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
     ClientCreatedSerializer,
     ClientDetailSerializer,
     ClientFilterSerializer,
@@ -105,6 +109,7 @@ PAGE_PARAMETERS = [
 ]
 NOT_FOUND = OpenApiResponse(description="No such resource.")
 BAD_REQUEST = OpenApiResponse(description="Invalid fields, unknown fields or malformed JSON; keys name the fields.")
+CLIENT_EXISTS = OpenApiResponse(description='A client with this client_id exists already: {"detail": "..."}.')
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -156,7 +161,9 @@ def page(request: Request, view: APIView, queryset: QuerySet[Any], serializer_cl
 
 def clients() -> QuerySet[Client]:
     """Clients with what their rendering needs, in a fixed number of queries."""
-    return Client.objects.prefetch_related("tenants", Prefetch("roles", Role.objects.select_related("tenant")))
+    return Client.objects.select_related("user").prefetch_related(
+        "tenants", Prefetch("roles", Role.objects.select_related("tenant"))
+    )
 
 
 SECRET_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -173,16 +180,27 @@ def get_client(client_id: str, *, detail: bool = False) -> Client:
 
 
 def create_client(data: ClientInputSerializer) -> tuple[Client, services.IssuedSecret | None]:
-    return services.client_create(
-        client_id=data.validated_data.get("client_id"), tenants=data.validated_data.get("tenants", ()),
-        roles=data.validated_data.get("roles", ()), **data.model_fields(),
-    )
+    """``services.client_create``; a client_id that exists is a 409 (as in SeaCat Auth, DESIGN §9.6)."""
+    client_id = data.validated_data.get("client_id")
+    if client_id is not None and Client.objects.filter(client_id=client_id).exists():
+        raise Conflict(f"A client {client_id!r} already exists.")
+    try:
+        return services.client_create(
+            client_id=client_id, tenants=data.validated_data.get("tenants", ()),
+            roles=data.validated_data.get("roles", ()), owner=data.validated_data.get("owner"),
+            **data.model_fields(),
+        )
+    except DjangoValidationError as error:
+        if any(e.code == "unique" for e in getattr(error, "error_dict", {}).get("client_id", [])):
+            raise Conflict(f"A client {client_id!r} already exists.") from None  # lost a race to a twin
+        raise
 
 
 CLIENT_ID = OpenApiParameter(
     "client_id", str, OpenApiParameter.PATH,
     description="The client ID, percent-encoded (e.g. team%3Asvc%40prod). An ID containing / works as long as "
-    "it does not end in /secrets, /secrets/<prefix> or /reset_secret; one ending in / needs a trailing /.",
+    "it does not end in /secrets, /secrets/<prefix>, /api_keys, /api_keys/<prefix>, /usage or /reset_secret; "
+    "one ending in / needs a trailing /.",
 )
 
 
@@ -202,11 +220,16 @@ class ClientListView(ManagementView):
             queryset = queryset.filter(enabled=filters["enabled"])
         return page(request, self, queryset, ClientSerializer)
 
-    @extend_schema(request=ClientInputSerializer, responses={201: ClientCreatedSerializer, 400: BAD_REQUEST})
+    @extend_schema(
+        request=ClientInputSerializer,
+        responses={201: ClientCreatedSerializer, 400: BAD_REQUEST, 409: CLIENT_EXISTS},
+    )
     def post(self, request: Request) -> Response:
         """Register a client (RFC 7591 §3.2.1 style); the response shows its secret this once.
 
-        A private_key_jwt client has no secret: its response has no client_secret."""
+        A private_key_jwt client has no secret: its response has no client_secret.
+        A client_id that exists already is 409 Conflict, as in SeaCat Auth. seacatauth_credentials
+        (SeaCat Auth's flag) is accepted beside grant_types."""
         data = parse(ClientInputSerializer, request.data)
         with field_errors():
             client, issued = create_client(data)
@@ -231,13 +254,16 @@ class ClientDetailView(ManagementView):
     )
     def put(self, request: Request, client_id: str) -> Response:
         """Update the fields sent; the others keep their values (as in SeaCat Auth, so PUT
-        and PATCH agree). A client_id in the body must match the path."""
+        and PATCH agree). A client_id in the body must match the path. SeaCat Auth's documented
+        body {"seacatauth_credentials": true, "token_endpoint_auth_method": "client_secret_basic"}
+        works unchanged; owner (a username, or null) changes the owner."""
         client = get_client(client_id)
         data = parse(ClientUpdateSerializer, request.data, partial=True, context={"client": client})
         with field_errors():
             services.client_update(
                 client=client, fields=data.model_fields(),
                 tenants=data.validated_data.get("tenants"), roles=data.validated_data.get("roles"),
+                owner=data.validated_data.get("owner", services.KEEP),
             )
         return Response(ClientDetailSerializer(get_client(client_id, detail=True)).data)
 
@@ -310,6 +336,72 @@ class ClientSecretDetailView(ManagementView):
             services.secret_revoke(client=client, prefix=prefix)
         except ClientSecret.DoesNotExist:
             raise NotFound(f"No live secret with prefix {prefix!r}.") from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- API keys (DESIGN §9.5) ----------------------------------------------------------------
+
+
+PREFIX = OpenApiParameter("prefix", str, OpenApiParameter.PATH, description="The API key's prefix.")
+
+
+def get_api_key(client: Client, prefix: str) -> ApiKey:
+    """The client's listed key with ``prefix`` (revoked ones stay listed until they would have expired)."""
+    key = None
+    if SECRET_PREFIX_PATTERN.fullmatch(prefix):
+        key = client.api_keys.listed(timezone.now()).filter(prefix=prefix).order_by("-created", "-pk").first()
+    if key is None:
+        raise NotFound(f"No API key with prefix {prefix!r}.")
+    return key
+
+
+@extend_schema(tags=["client"], parameters=[CLIENT_ID])
+class ClientApiKeyListView(ManagementView):
+    @extend_schema(responses={200: ApiKeySerializer(many=True), 404: NOT_FOUND})
+    def get(self, request: Request, client_id: str) -> Response:
+        """The client's API keys, newest first, until each would have expired (revoked ones marked)."""
+        keys = get_client(client_id).api_keys.listed(timezone.now()).order_by("-created", "-pk")
+        return Response(ApiKeySerializer(keys, many=True).data)
+
+    @extend_schema(
+        request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer, 400: BAD_REQUEST, 404: NOT_FOUND}
+    )
+    def post(self, request: Request, client_id: str) -> Response:
+        """Make an API key, shown this once: a long-lived bearer credential for what cannot run
+        the client credentials flow. Scope defaults to the client's default scopes; lifetime to
+        API_KEY_DEFAULT_LIFETIME, at most API_KEY_MAX_LIFETIME."""
+        client = get_client(client_id)
+        data = parse(ApiKeyCreateSerializer, request.data).validated_data
+        with field_errors(SAME_NAMES):
+            issued = services.api_key_create(
+                client=client, name=data["name"], scopes=data.get("scope"),
+                expires_in=data.get("expires_in"), expires=data.get("expires"),
+            )
+        location = f"/client/{quote(client.client_id, safe='')}/api_keys/{issued.record.prefix}"
+        return Response(
+            ApiKeyCreatedSerializer(issued).data, status=status.HTTP_201_CREATED,
+            headers={"Location": location, **NO_STORE},
+        )
+
+
+@extend_schema(tags=["client"], parameters=[CLIENT_ID, PREFIX])
+class ClientApiKeyDetailView(ManagementView):
+    @extend_schema(responses={200: ApiKeySerializer, 404: NOT_FOUND})
+    def get(self, request: Request, client_id: str, prefix: str) -> Response:
+        """One API key by prefix (never the key itself)."""
+        return Response(ApiKeySerializer(get_api_key(get_client(client_id), prefix)).data)
+
+    @extend_schema(responses={204: None, 404: NOT_FOUND})
+    def delete(self, request: Request, client_id: str, prefix: str) -> Response:
+        """Revoke the key: every server process refuses it from its next request. It stays
+        listed, marked revoked, until it would have expired. 404 if no live key has the prefix."""
+        client = get_client(client_id)
+        if not SECRET_PREFIX_PATTERN.fullmatch(prefix):
+            raise NotFound(f"No live API key with prefix {prefix!r}.")
+        try:
+            services.api_key_revoke(client=client, prefix=prefix)
+        except ApiKey.DoesNotExist:
+            raise NotFound(f"No live API key with prefix {prefix!r}.") from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

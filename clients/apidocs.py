@@ -67,9 +67,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unty
 
     def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
-            "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-            "description": "An access token from this server's token endpoint (client credentials grant) "
-            "with scope clients:read (reads) or clients:write (writes; also reads).",
+            "type": "http", "scheme": "bearer",
+            "description": "An access token from this server's token endpoint (client credentials grant), "
+            "or an API key of a client (asak_...), with scope clients:read (reads) or clients:write "
+            "(writes; also reads).",
         }
 
     def get_security_requirement(self, auto_schema: AutoSchema) -> dict[str, list[Any]]:

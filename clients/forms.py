@@ -19,7 +19,16 @@ from django.utils import timezone
 
 from authserver.durations import parse_duration
 from clients import jwks, metadata
-from clients.models import SCOPE_TOKEN_PATTERN, Client, ClientSecret, Role, Tenant, TrustedIssuer, validate_client_id
+from clients.models import (
+    SCOPE_TOKEN_PATTERN,
+    ApiKey,
+    Client,
+    ClientSecret,
+    Role,
+    Tenant,
+    TrustedIssuer,
+    validate_client_id,
+)
 from clients.secrets import generate_client_id
 
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
@@ -356,6 +365,67 @@ def _describe(secret: ClientSecret) -> str:
     used = _when(secret.last_used) if secret.last_used else "never"
     expires = f", expires {_when(secret.expires)}" if secret.expires else ""
     return f"{secret.prefix}… created {_when(secret.created)}, last used {used}{expires}"
+
+
+def newest_api_key_id(client: Client) -> int:
+    newest = ApiKey.objects.filter(client=client).order_by("-id").values_list("id", flat=True).first()
+    return newest or 0
+
+
+class ApiKeyCreateForm(forms.Form):
+    """The admin's "Create API key"; ``seen`` refuses a form posted again after it made a key."""
+
+    name = forms.CharField(
+        max_length=255, help_text="What the key is for, e.g. <code>nightly export cron</code>.",
+        widget=forms.TextInput(attrs={"size": 40}),
+    )
+    scope = forms.CharField(
+        required=False, label="Scopes", widget=forms.TextInput(attrs={"size": 60}),
+        help_text="Separated by spaces, each allowed for this client. Empty: the client's default scopes.",
+    )
+    expires_in = DurationTextField(
+        label="Expires after", placeholder="90d",
+        help_text="e.g. <code>12h</code> or <code>30d</code>. Empty: API_KEY_DEFAULT_LIFETIME; "
+        "at most API_KEY_MAX_LIFETIME.",
+    )
+    seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(self, *args: Any, client: Client, **kwargs: Any) -> None:
+        self.client = client
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["seen"] = newest_api_key_id(client)
+
+    def clean_scope(self) -> list[str] | None:
+        scopes = self.cleaned_data["scope"].split()
+        return scopes or None
+
+    def clean_seen(self) -> int:
+        seen: int = self.cleaned_data["seen"]
+        if seen != newest_api_key_id(self.client):
+            raise ValidationError(
+                "The client's API keys changed since this page was shown (was it submitted already?). "
+                "Nothing was done; check the client page before trying again.",
+                code="stale",
+            )
+        return seen
+
+
+class ApiKeyRevokeForm(forms.Form):
+    key_prefix = forms.ChoiceField(
+        label="API key to revoke", widget=forms.RadioSelect,
+        help_text="Keys are known by their first characters. A revoked key stops working at once, everywhere.",
+    )
+
+    def __init__(self, *args: Any, keys: list[ApiKey], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["key_prefix"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [
+            (key.prefix, f"{key.prefix}… {key.name}, scope {' '.join(key.scopes) or '(none)'}, "
+                         f"expires {_when(key.expires)}")
+            for key in keys
+        ]
 
 
 class TenantForm(forms.ModelForm):

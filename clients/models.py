@@ -373,6 +373,44 @@ class ClientSecret(models.Model):
         return self.revoked is None and (self.expires is None or self.expires > at)
 
 
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def live(self, at: datetime) -> ApiKeyQuerySet:
+        return self.filter(revoked__isnull=True, expires__gt=at)
+
+    def listed(self, at: datetime) -> ApiKeyQuerySet:
+        """Keys an operator still sees: every key until it would have expired (revoked ones marked)."""
+        return self.filter(expires__gt=at)
+
+
+class ApiKey(models.Model):
+    """A long-lived bearer credential of a client (DESIGN §9.5), kept as its prefix and a keyed hash."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=255, help_text="What the key is for, e.g. the job that uses it.")
+    prefix = models.CharField(max_length=32, db_index=True, help_text="The key's first characters.")
+    hash = models.CharField(max_length=64, editable=False)
+    hash_key_id = models.CharField(
+        max_length=16, editable=False, help_text="Which SECRET_HASH_KEY made the hash."
+    )
+    scopes = models.JSONField(default=list, blank=True, validators=[validate_scope_list])
+    created = models.DateTimeField()
+    expires = models.DateTimeField()
+    revoked = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["client", "-created", "-id"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}…"
+
+    def is_live(self, at: datetime) -> bool:
+        return self.revoked is None and self.expires > at
+
+
 class ClientUsage(models.Model):
     """One client's tokens issued and failed authentications in one hour (``clients.usage``)."""
 

@@ -8,7 +8,9 @@ per request: has the registry changed?
 
 Every write to a client, secret, tenant, role or their links increments
 ``RegistryState.version`` inside the writer's transaction: database triggers do it,
-whatever the write (``clients.versions``; the tables are ``WATCHED`` below).  A
+whatever the write (``clients.versions``; the tables are ``WATCHED`` below).
+API keys live in the same snapshot, all of them at once (``api_key_candidates``), so
+an unknown key costs what a known one does and neither costs a query.  A
 process that reads a new version drops its snapshots, so a change made by any
 process on any node is seen by every process on its next request.  Recording a
 secret's "last used" time is deliberately not a change: its column is left out of
@@ -32,10 +34,11 @@ from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 from django.db.models import Q
+from django.utils import timezone
 
 from authserver import dbread
 from clients import changefeed, metadata, versions
-from clients.models import Client, ClientSecret, RegistryState, Role, Tenant, TrustedIssuer
+from clients.models import ApiKey, Client, ClientSecret, RegistryState, Role, Tenant, TrustedIssuer
 
 log = logging.getLogger("authserver.registry")
 
@@ -48,7 +51,7 @@ MAX_ENTRIES = 20_000
 
 # The tables behind the snapshots; a secret's last use is bookkeeping, not a change.
 WATCHED = versions.watched_models(
-    (Client, ClientSecret, Tenant, Role, TrustedIssuer), column=versions.CLIENTS, bookkeeping=("last_used",)
+    (Client, ClientSecret, ApiKey, Tenant, Role, TrustedIssuer), column=versions.CLIENTS, bookkeeping=("last_used",)
 )
 
 
@@ -106,6 +109,25 @@ class IssuerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as introspection and bearer authentication see it (never the key itself)."""
+
+    pk: int
+    prefix: str
+    hash: str
+    hash_key_id: str
+    client: ClientRecord
+    scopes: tuple[str, ...]
+    created: datetime
+    expires: datetime
+    revoked: datetime | None
+    last_used: datetime | None
+
+    def is_live(self, at: datetime) -> bool:
+        return self.revoked is None and self.expires > at
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     client: ClientRecord
     secret: SecretRecord
@@ -121,6 +143,10 @@ class _Cache:
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
         self.clients: dict[str, ClientRecord] = {}
         self.issuers: dict[str, IssuerRecord | None] = {}
+        # Every live API key of an enabled client, by prefix (``api_key_candidates``).
+        self.api_keys: dict[str, tuple[ApiKeyRecord, ...]] | None = None
+        self.key_touched: dict[int, datetime] = {}
+        self.key_pending: dict[int, datetime] = {}
         self.touched: dict[int, datetime] = {}
         self.pending: dict[int, datetime] = {}
 
@@ -178,12 +204,33 @@ def observed_key_version() -> int | None:
     return _cache.keys_version
 
 
+class _Request(threading.local):
+    """The version one request observed: its client authentication and its bearer key
+    then share one read (set between ``request_started`` and ``request_finished``)."""
+
+    active = False
+    version: int | None = None
+
+
+_request = _Request()
+
+
+def request_started(**_: Any) -> None:
+    _request.active, _request.version = True, None
+
+
+def request_finished(**_: Any) -> None:
+    _request.active, _request.version = False, None
+
+
 def _fresh_version() -> int:
     """The registry version, with this process's snapshots dropped when it moved.
 
     One query (the version), or none while this worker's PostgreSQL change feed listens
     and has seen no change.
     """
+    if _request.active and _request.version is not None:
+        return _request.version  # this request's client authentication and bearer key share one read
     cache = _cache
     # The feed's marker is read before the version: a commit after the read notifies,
     # which moves the marker, so an unchanged marker means nothing changed since.  The
@@ -204,8 +251,11 @@ def _fresh_version() -> int:
                 cache.entries = {}
                 cache.clients = {}
                 cache.issuers = {}
+                cache.api_keys = None
                 cache.version = version
             cache.marker = marker
+    if _request.active:
+        _request.version = version
     return version
 
 
@@ -320,6 +370,59 @@ def _record(client_pk: int, client_id: str, settings: dict[str, Any]) -> ClientR
     )
 
 
+def api_key_candidates(prefix: str) -> tuple[ApiKeyRecord, ...]:
+    """The live API keys of enabled clients with ``prefix``: none, usually one.
+
+    The whole set is one snapshot per process, loaded after the version moved (so a
+    revocation, an expiry set earlier, a client disabled or deleted is seen from the
+    next request on); a prefix no key has costs no query, as a known one does not.
+    """
+    cache = _cache
+    version = _fresh_version()
+    keys = cache.api_keys
+    if keys is None:
+        keys = _load_api_keys()
+        with cache.lock:
+            if cache.version == version:
+                cache.api_keys = keys
+    return keys.get(prefix, ())
+
+
+def _load_api_keys() -> dict[str, tuple[ApiKeyRecord, ...]]:
+    rows = list(
+        ApiKey.objects.live(timezone.now()).filter(client__enabled=True).order_by()
+        .values("pk", "prefix", "hash", "hash_key_id", "scopes", "created", "expires", "revoked", "last_used",
+                "client_id", "client__client_id", *(f"client__{name}" for name in _CLIENT_FIELDS))
+    )
+    clients: dict[int, ClientRecord] = {}
+    found: dict[str, list[ApiKeyRecord]] = {}
+    for row in rows:
+        client_pk = row["client_id"]
+        if client_pk not in clients:
+            clients[client_pk] = _record(
+                client_pk, row["client__client_id"], {name: row[f"client__{name}"] for name in _CLIENT_FIELDS}
+            )
+        found.setdefault(row["prefix"], []).append(
+            ApiKeyRecord(
+                pk=row["pk"], prefix=row["prefix"], hash=row["hash"], hash_key_id=row["hash_key_id"],
+                client=clients[client_pk], scopes=tuple(row["scopes"]), created=row["created"],
+                expires=row["expires"], revoked=row["revoked"], last_used=row["last_used"],
+            )
+        )
+    return {prefix: tuple(records) for prefix, records in found.items()}
+
+
+def note_api_key_use(key: ApiKeyRecord, now: datetime) -> None:
+    """Remember that ``key`` was used; written after the response, at most once a minute."""
+    cache = _cache
+    last = cache.key_touched.get(key.pk, key.last_used)
+    if last is not None and now - last < LAST_USED_GRANULARITY:
+        return
+    with cache.lock:
+        cache.key_touched[key.pk] = now
+        cache.key_pending[key.pk] = now
+
+
 def _frozen(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
@@ -336,26 +439,30 @@ def note_use(secret: SecretRecord, now: datetime) -> None:
 
 
 def flush_uses(**_: Any) -> None:
-    """Write pending "last used" times (a ``request_finished`` handler).
+    """Write pending "last used" times of secrets and API keys (a ``request_finished`` handler).
 
     Only ``last_used`` is written, a column the triggers leave out: no version moves
     and no cache is dropped.
     The condition keeps several processes from writing the same minute twice.
     """
     cache = _cache
-    if not cache.pending:
+    if not cache.pending and not cache.key_pending:
         return
     with cache.lock:
         pending, cache.pending = cache.pending, {}
+        key_pending, cache.key_pending = cache.key_pending, {}
         if len(cache.touched) > MAX_ENTRIES:
             cache.touched = {}
+        if len(cache.key_touched) > MAX_ENTRIES:
+            cache.key_touched = {}
     try:
-        for pk, at in pending.items():
-            ClientSecret.objects.filter(pk=pk).filter(
-                Q(last_used__isnull=True) | Q(last_used__lt=at - LAST_USED_GRANULARITY)
-            ).update(last_used=at)
+        for model, uses in ((ClientSecret, pending), (ApiKey, key_pending)):
+            for pk, at in uses.items():
+                model.objects.filter(pk=pk).filter(
+                    Q(last_used__isnull=True) | Q(last_used__lt=at - LAST_USED_GRANULARITY)
+                ).update(last_used=at)
     except DatabaseError as error:
-        log.warning("secret last-use times not recorded: %s", type(error).__name__)
+        log.warning("last-use times not recorded: %s", type(error).__name__)
 
 
 def install_triggers(*, using: str, **_: Any) -> None:

@@ -11,6 +11,10 @@ high-entropy random strings, not passwords, so a fast keyed hash is as strong as
 slow one (NIST SP 800-63B §5.1.1.2 asks for slow hashing of *memorized* secrets) and
 costs the token endpoint microseconds instead of hundreds of milliseconds.  A
 database leak alone reveals nothing without the key, which lives outside it.
+
+API keys (DESIGN §9.5) have the same shape under their own marker, ``asak_``: a
+scanner tells a leaked key from a leaked secret, and neither passes for the other
+(each check requires its own marker before the checksum is even computed).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ _CHECKSUM_LENGTH = 6
 SECRET_LENGTH = len(MARKER) + _BODY_LENGTH + _CHECKSUM_LENGTH
 PREFIX_LENGTH = 12
 _SECRET_SHAPE = re.compile(rf"{MARKER}[A-Za-z0-9_-]{{{_BODY_LENGTH + _CHECKSUM_LENGTH}}}")
+API_KEY_MARKER = "asak_"
+API_KEY_LENGTH = len(API_KEY_MARKER) + _BODY_LENGTH + _CHECKSUM_LENGTH
+_API_KEY_SHAPE = re.compile(rf"{API_KEY_MARKER}[A-Za-z0-9_-]{{{_BODY_LENGTH + _CHECKSUM_LENGTH}}}")
 
 _CLIENT_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -55,17 +62,38 @@ def _checksum(head: str) -> str:
     return _b64(binascii.crc32(head.encode("ascii")).to_bytes(4, "big"))
 
 
-def generate_secret() -> str:
-    head = MARKER + _b64(secrets.token_bytes(RANDOM_BYTES))
+def _generate(marker: str) -> str:
+    head = marker + _b64(secrets.token_bytes(RANDOM_BYTES))
     return head + _checksum(head)
 
 
-def is_well_formed(secret: str) -> bool:
-    """True when ``secret`` has our shape and a correct checksum (no database needed)."""
-    if len(secret) != SECRET_LENGTH or not _SECRET_SHAPE.fullmatch(secret):
-        return False
-    head, checksum = secret[:-_CHECKSUM_LENGTH], secret[-_CHECKSUM_LENGTH:]
+def generate_secret() -> str:
+    return _generate(MARKER)
+
+
+def generate_api_key() -> str:
+    """A new API key: ``asak_`` + 320 random bits + checksum (DESIGN §9.5)."""
+    return _generate(API_KEY_MARKER)
+
+
+def _has_checksum(value: str) -> bool:
+    head, checksum = value[:-_CHECKSUM_LENGTH], value[-_CHECKSUM_LENGTH:]
     return hmac.compare_digest(_checksum(head), checksum)
+
+
+def is_well_formed(secret: str) -> bool:
+    """True when ``secret`` has a client secret's shape and a correct checksum (no database needed)."""
+    return len(secret) == SECRET_LENGTH and bool(_SECRET_SHAPE.fullmatch(secret)) and _has_checksum(secret)
+
+
+def is_api_key(value: str) -> bool:
+    """True when ``value`` has an API key's shape and a correct checksum (no database needed)."""
+    return len(value) == API_KEY_LENGTH and bool(_API_KEY_SHAPE.fullmatch(value)) and _has_checksum(value)
+
+
+def looks_like_api_key(value: str) -> bool:
+    """True when ``value`` carries the API key marker (well formed or not): it is never a JWT."""
+    return value.startswith(API_KEY_MARKER)
 
 
 def secret_prefix(secret: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
@@ -20,8 +21,8 @@ from rest_framework.settings import api_settings
 
 from authserver.durations import parse_duration
 from clients import metadata
-from clients.models import SCOPE_TOKEN_PATTERN, Client, Tenant, validate_client_id
-from clients.services import IssuedSecret
+from clients.models import SCOPE_TOKEN_PATTERN, Client, GrantType, Tenant, validate_client_id
+from clients.services import IssuedApiKey, IssuedSecret
 
 # Model field -> API field, for errors raised by the services (which speak model names).
 API_NAMES: dict[str, str] = {**metadata.API_NAMES, NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY}
@@ -246,6 +247,74 @@ class UsageSerializer(serializers.Serializer):
     buckets = UsageBucketSerializer(many=True, help_text="Hours with any use, oldest first, within USAGE_RETENTION.")
 
 
+# --- API keys (DESIGN §9.5) ------------------------------------------------------------
+
+
+class ApiKeySerializer(serializers.Serializer):
+    """One API key as operators see it: never the key, never its hash."""
+
+    prefix = serializers.CharField(help_text="The key's first characters, to tell keys apart.")
+    name = serializers.CharField()
+    scope = ScopeField(source="scopes", help_text="Space-delimited scopes the key carries.")
+    created = serializers.DateTimeField()
+    expires = serializers.DateTimeField()
+    last_used = serializers.DateTimeField(allow_null=True, help_text="Recorded at most once a minute.")
+    revoked = serializers.DateTimeField(allow_null=True, help_text="null: not revoked.")
+
+
+class ApiKeyCreatedSerializer(serializers.Serializer):
+    """A key just made: ``api_key`` appears only in this response."""
+
+    api_key = serializers.CharField(help_text="Shown only in this response; send as Authorization: Bearer.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), **ApiKeySerializer().get_fields()}
+
+    def to_representation(self, issued: IssuedApiKey) -> dict[str, Any]:
+        return {"api_key": issued.api_key, **ApiKeySerializer(issued.record).data}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "string", "pattern": r"^\s*\d{1,9}\s*[smhd]?\s*$", "example": "90d"},
+        ],
+        "description": "Seconds, or a duration such as 12h or 90d.",
+    }
+)
+class DurationField(serializers.Field):
+    """Seconds, or a duration as operators write them (``90s``, ``10m``, ``12h``, ``90d``)."""
+
+    default_error_messages = {"invalid": "Expected a positive number of seconds or a duration such as 12h or 90d."}
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        try:
+            return parse_duration(data)
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+class ApiKeyCreateSerializer(StrictSerializer):
+    """POST /client/{client_id}/api_keys."""
+
+    read_only_names = frozenset({"api_key", "prefix", "created", "last_used", "revoked"})
+
+    name = serializers.CharField(max_length=255, help_text="What the key is for, e.g. the job that uses it.")
+    scope = ScopeField(
+        required=False, help_text="Space-delimited; each allowed for the client. Absent: the client's default scopes."
+    )
+    expires_in = DurationField(
+        required=False, help_text="Lifetime; default API_KEY_DEFAULT_LIFETIME (90d), at most API_KEY_MAX_LIFETIME."
+    )
+    expires = serializers.DateTimeField(required=False, help_text="ISO 8601 expiry, instead of expires_in.")
+
+
 class EmptySerializer(StrictSerializer):
     """A body that must be absent or ``{}``."""
 
@@ -296,6 +365,10 @@ class ClientSerializer(serializers.Serializer):
     """A client as listed (RFC 7591 §2 names): ``client_id``, every setting, tenants, roles."""
 
     client_id = serializers.CharField()
+    seacatauth_credentials = serializers.SerializerMethodField(
+        help_text='SeaCat Auth\'s name: true exactly when grant_types holds "client_credentials".'
+    )
+    owner = serializers.SerializerMethodField(help_text="Username of the owning user; null: none.")
     tenants = serializers.SerializerMethodField()
     roles = serializers.SerializerMethodField()
     created = serializers.DateTimeField()
@@ -304,6 +377,12 @@ class ClientSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         declared = super().get_fields()
         return {"client_id": declared.pop("client_id"), **_setting_fields(writable=False), **declared}
+
+    def get_seacatauth_credentials(self, client: Client) -> bool:
+        return GrantType.CLIENT_CREDENTIALS in client.grant_types
+
+    def get_owner(self, client: Client) -> str | None:
+        return client.user.get_username() if client.user is not None else None
 
     def get_tenants(self, client: Client) -> list[str]:
         """Tenant slugs, sorted."""
@@ -351,10 +430,46 @@ class ClientInputSerializer(StrictSerializer):
         child=serializers.CharField(), required=False,
         help_text='"name" (global) or "tenant/name"; missing roles are created.',
     )
+    seacatauth_credentials = serializers.BooleanField(
+        required=False,
+        help_text='SeaCat Auth compatibility: true adds "client_credentials" to grant_types, false removes it; '
+        "sent with grant_types, the two must agree.",
+    )
+    owner = serializers.CharField(
+        required=False, allow_null=True, help_text="Username of an existing user who owns the client; null: none."
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         declared = super().get_fields()
         return {"client_id": declared.pop("client_id"), **_setting_fields(writable=True), **declared}
+
+    def validate_owner(self, value: str | None) -> Any:
+        if value is None:
+            return None
+        user = get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: value}).first()
+        if user is None:
+            raise serializers.ValidationError(f"No user {value!r}.")
+        return user
+
+    def current_grant_types(self) -> list[str]:
+        """The grant types the client has before this request: none yet for a new one."""
+        return [GrantType.CLIENT_CREDENTIALS]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """DESIGN §9.6: ``seacatauth_credentials`` is ``client_credentials`` in ``grant_types``."""
+        if "seacatauth_credentials" not in attrs:
+            return attrs
+        wanted = attrs.pop("seacatauth_credentials")
+        if "grant_types" in attrs:
+            if (GrantType.CLIENT_CREDENTIALS in attrs["grant_types"]) != wanted:
+                raise serializers.ValidationError(
+                    {"seacatauth_credentials": ['Must agree with grant_types (true exactly when it holds '
+                                                '"client_credentials").']}
+                )
+            return attrs
+        others = [g for g in self.current_grant_types() if g != GrantType.CLIENT_CREDENTIALS]
+        attrs["grant_types"] = [GrantType.CLIENT_CREDENTIALS, *others] if wanted else others
+        return attrs
 
     def model_fields(self) -> dict[str, Any]:
         """The validated client settings under their model names (no id, tenants or roles)."""
@@ -372,6 +487,9 @@ class ClientUpdateSerializer(ClientInputSerializer):
     client_id = serializers.CharField(
         required=False, trim_whitespace=False, help_text="Optional; must equal the client ID in the path."
     )
+
+    def current_grant_types(self) -> list[str]:
+        return list(self.context["client"].grant_types)
 
     def validate_client_id(self, value: str) -> str:
         if value != self.context["client"].client_id:

@@ -1,4 +1,4 @@
-"""Writes to the registry: create clients, add, reset and revoke secrets.
+"""Writes to the registry: create clients, add, reset and revoke secrets and API keys.
 
 Plain keyword-only functions shared by the CLI, the admin, the management API and
 tests.  Each returns a newly made secret in clear exactly once; it is never stored.
@@ -9,18 +9,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from authserver.durations import parse_duration
 from clients import audit, metadata
 from clients import secrets as client_secrets
-from clients.models import Client, ClientSecret, Role, Tenant, TrustedIssuer
+from clients.models import SCOPE_TOKEN_PATTERN, ApiKey, Client, ClientSecret, Role, Tenant, TrustedIssuer
 
 log = logging.getLogger("authserver.registry")
 
@@ -184,6 +186,8 @@ def client_create(
 
 # Fields an update may set: every client setting, by model name.
 UPDATABLE_FIELDS = frozenset(metadata.BY_NAME)
+# ``client_update(owner=KEEP)``: leave the owner as it is.
+KEEP: Any = object()
 
 
 @transaction.atomic
@@ -193,8 +197,10 @@ def client_update(
     fields: dict[str, object],
     tenants: Sequence[str] | None = None,
     roles: Sequence[str] | None = None,
+    owner: AbstractBaseUser | None | object = KEEP,
 ) -> Client:
-    """Update the fields given and leave the others as they are (so PUT and PATCH agree).
+    """Update the fields given and leave the others as they are (so PUT and PATCH agree);
+    ``owner`` (a user, or ``None`` for none) changes the owner unless left as ``KEEP``.
 
     Raises ``ValidationError`` (and changes nothing) on any invalid field.
     """
@@ -208,6 +214,8 @@ def client_update(
     before = _snapshot(client)
     for name, value in fields.items():
         setattr(client, name, _unique(value) if isinstance(value, list | tuple) else value)
+    if owner is not KEEP:
+        client.user = owner
     client.full_clean()
     client_validate_scopes(client)
     client.save()
@@ -228,6 +236,7 @@ def _snapshot(client: Client) -> dict[str, object]:
         **{name: getattr(client, name) for name in sorted(UPDATABLE_FIELDS)},
         "tenants": sorted(tenant.slug for tenant in client.tenants.all()),
         "roles": sorted(role.claim_value for role in client.roles.select_related("tenant")),
+        "owner": client.user.get_username() if client.user is not None else None,
     }
 
 
@@ -236,6 +245,112 @@ def client_delete(*, client: Client) -> None:
     client_id = client.client_id
     client.delete()
     audit.record("client.deleted", target=client_id)
+
+
+# --- API keys (DESIGN §9.5) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    """An API key just made: ``api_key`` is the only copy in clear; show it once."""
+
+    api_key: str
+    record: ApiKey
+
+
+def api_key_lifetimes() -> tuple[int, int]:
+    """``(API_KEY_DEFAULT_LIFETIME, API_KEY_MAX_LIFETIME)`` in seconds, read at call time
+    (``authserver.checks`` refuses values that do not parse)."""
+    return parse_duration(settings.API_KEY_DEFAULT_LIFETIME), parse_duration(settings.API_KEY_MAX_LIFETIME)
+
+
+def _api_key_scopes(client: Client, scopes: Sequence[str] | None) -> list[str]:
+    """The key's scopes: each allowed for the client (``tenant:<slug>`` for one of its
+    tenants); none given: the client's default scopes."""
+    if scopes is None:
+        return list(client.default_scopes or client.allowed_scopes)
+    tenants = set(client.tenants.values_list("slug", flat=True))
+    refused = [
+        scope for scope in scopes
+        if not SCOPE_TOKEN_PATTERN.fullmatch(scope)
+        or not (scope in client.allowed_scopes
+                or (scope.startswith("tenant:") and scope.removeprefix("tenant:") in tenants))
+    ]
+    if refused:
+        raise ValidationError({"scope": f"Not allowed for this client: {' '.join(refused)}."})
+    return _unique(scopes)
+
+
+def _api_key_expiry(now: datetime, expires_in: int | None, expires: datetime | None) -> datetime:
+    default, maximum = api_key_lifetimes()
+    if expires_in is not None and expires is not None:
+        raise ValidationError({"expires": "Give expires_in or expires, not both."})
+    if expires is None:
+        if expires_in is not None and expires_in > maximum:
+            raise ValidationError({"expires_in": f"At most API_KEY_MAX_LIFETIME ({maximum} seconds)."})
+        return now + timedelta(seconds=expires_in or default)
+    if expires <= now:
+        raise ValidationError({"expires": "An API key must expire in the future."})
+    if expires > now + timedelta(seconds=maximum):
+        raise ValidationError({"expires": f"At most API_KEY_MAX_LIFETIME ({maximum} seconds) from now."})
+    return expires
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    client: Client,
+    name: str,
+    scopes: Sequence[str] | None = None,
+    expires_in: int | None = None,
+    expires: datetime | None = None,
+) -> IssuedApiKey:
+    """Give ``client`` an API key (DESIGN §9.5), returned in clear this once.
+
+    ``scopes`` must be allowed for the client (default: its default scopes); the
+    lifetime is ``expires_in`` seconds or until ``expires``, by default
+    ``API_KEY_DEFAULT_LIFETIME``, never past ``API_KEY_MAX_LIFETIME``.  Raises
+    ``ValidationError`` keyed by API field names (``name``, ``scope``, ``expires_in``,
+    ``expires``) and makes nothing.
+    """
+    _lock(client)
+    now = timezone.now()
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise ValidationError({"name": "A name of 1 to 255 characters is required."})
+    key_scopes = _api_key_scopes(client, scopes)
+    key_expires = _api_key_expiry(now, expires_in, expires)
+    api_key = client_secrets.generate_api_key()
+    key_id, digest = client_secrets.hash_secret(api_key)
+    record = ApiKey.objects.create(
+        client=client, name=name, prefix=client_secrets.secret_prefix(api_key), hash=digest, hash_key_id=key_id,
+        scopes=key_scopes, created=now, expires=key_expires,
+    )
+    audit.record(
+        "api_key.created", target=client.client_id,
+        changes={"prefix": record.prefix, "name": name, "scope": " ".join(key_scopes), "expires": _iso(key_expires)},
+    )
+    return IssuedApiKey(api_key=api_key, record=record)
+
+
+@transaction.atomic
+def api_key_revoke(*, client: Client, prefix: str, pk: int | None = None) -> ApiKey:
+    """Revoke the client's live API key with this prefix (and ``pk``, when the caller
+    knows which key it holds); ``ApiKey.DoesNotExist`` if none.
+
+    Every process stops accepting it from its next request (the registry version moves)."""
+    _lock(client)
+    now = timezone.now()
+    live = ApiKey.objects.filter(client=client, prefix=prefix).live(now)
+    if pk is not None:
+        live = live.filter(pk=pk)
+    record = live.first()
+    if record is None:
+        raise ApiKey.DoesNotExist(f"no live API key with prefix {prefix!r}")
+    live.update(revoked=now)
+    record.refresh_from_db()
+    audit.record("api_key.revoked", target=client.client_id, changes={"prefix": prefix, "name": record.name})
+    return record
 
 
 def client_validate_scopes(client: Client) -> None:

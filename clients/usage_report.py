@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Max, Q, QuerySet, Sum
 
-from clients.models import Client, ClientSecret, ClientUsage
+from clients.models import ApiKey, Client, ClientSecret, ClientUsage
 
 CHART_WIDTH = 840
 CHART_HEIGHT = 160
@@ -86,12 +86,13 @@ class Dashboard:
     failing: list[Client]
     unused: list[Client]
     expiring_secrets: list[ClientSecret]
+    expiring_api_keys: list[ApiKey]
 
 
 def dashboard(*, now: datetime, limit: int = 10) -> Dashboard:
     """The registry at a glance: tokens per hour for the last 7 days, the busiest clients and
     those with failed authentications (7 days), clients with no token for 30 days (or ever,
-    made over 30 days ago), and live secrets that expire within 14 days."""
+    made over 30 days ago), and live secrets and API keys that expire within 14 days."""
     week = now - timedelta(days=7)
     month = now - timedelta(days=30)
     in_week = Q(usage__hour__gte=week)
@@ -109,10 +110,15 @@ def dashboard(*, now: datetime, limit: int = 10) -> Dashboard:
         ClientSecret.objects.live(now).filter(expires__lte=now + timedelta(days=14))
         .select_related("client").order_by("expires")
     )
+    expiring_keys = (
+        ApiKey.objects.live(now).filter(expires__lte=now + timedelta(days=14))
+        .select_related("client").order_by("expires")
+    )
     return Dashboard(
         chart=hourly_chart(ClientUsage.objects.all(), now=now),
         busiest=list(clients.filter(week_issued__gt=0).order_by("-week_issued", "client_id")[:limit]),
         failing=list(clients.filter(week_failed__gt=0).order_by("-week_failed", "client_id")[:limit]),
         unused=list(unused[: limit * 5]),
         expiring_secrets=list(expiring[: limit * 5]),
+        expiring_api_keys=list(expiring_keys[: limit * 5]),
     )

@@ -1,6 +1,6 @@
-"""Leak check: no client secret, secret hash or access token in any log line of the session.
+"""Leak check: no client secret, API key, secret or key hash or access token in any log line of the session.
 
-The rule: "Secrets, secret hashes and tokens never appear in any log line."  For the whole
+The rule: "Secrets, API keys, their hashes and tokens never appear in any log line."  For the whole
 test session this plugin
 
 - keeps every log record the test process emits, formatted as production would write it
@@ -8,14 +8,15 @@ test session this plugin
   exception text), on the root logger and on every logger that does not propagate;
 - reads, at the end, every ``*.log`` file under the session's base temporary directory
   (the live gunicorn servers write their output and access logs there);
-- records every secret, secret hash and token the suite made or presented: in process by
-  wrapping ``generate_secret``, ``hash_secret``, ``issue_access_token`` and the parser of
-  client assertions (``tokens.private_key_jwt.parse``); in subprocesses from
-  their output (``createclient --json``), from ``requests`` responses and from the
+- records every secret, API key, hash and token the suite made or presented: in process by
+  wrapping ``generate_secret``, ``generate_api_key``, ``hash_secret``, ``issue_access_token``
+  and the parser of client assertions and workload tokens (``tokens.private_key_jwt.parse``);
+  in subprocesses from their output (``createclient --json``, ``createapikey --json``), from
+  ``requests`` responses and from the
   ``SECRET_HASH_KEY`` in their environment, so their hashes are known too;
 
 and fails the session, naming each log source with a redacted excerpt, when a log holds a
-secret-shaped string longer than the 12-character prefix we do log, a JWT, or a fragment
+secret- or key-shaped string longer than the 12-character prefix we do log, a JWT, or a fragment
 (19 characters or more) of any recorded secret beyond its prefix, token signature or hash.
 
 A record below the level production would log at (a test lowered a logger's level) is
@@ -43,8 +44,11 @@ import pytest
 
 from authserver.logging import JsonFormatter
 
-PREFIX_LENGTH = 12  # clients.secrets.PREFIX_LENGTH: the part of a secret we do log
-SECRET_SHAPE = re.compile(r"ascs_[A-Za-z0-9_-]*")
+PREFIX_LENGTH = 12  # clients.secrets.PREFIX_LENGTH: the part of a secret or API key we do log
+# A client secret (ascs_) or an API key (asak_): both are logged by prefix only.
+SECRET_SHAPE = re.compile(r"(?:ascs|asak)_[A-Za-z0-9_-]*")
+MARKERS = ("ascs_", "asak_")
+API_KEY_MARKER = "asak_"
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
 # Recorded values are indexed by WINDOW-character slices every STRIDE characters, so a
 # log fragment of WINDOW + STRIDE - 1 characters or more of one of them is always found.
@@ -66,6 +70,7 @@ class Known:
     """Every secret, secret hash and token the suite made, indexed for fragment search."""
 
     secrets: set[str] = field(default_factory=set)
+    api_keys: set[str] = field(default_factory=set)
     hashes: set[str] = field(default_factory=set)
     tokens: set[str] = field(default_factory=set)
     # Secrets and hash keys of other processes: their hashes are computed at the end.
@@ -82,15 +87,15 @@ class Known:
         with self.lock:
             if outside:
                 self.outside_secrets.add(secret)
-            if secret not in self.secrets:
-                self.secrets.add(secret)
-                self._index(secret, PREFIX_LENGTH, f"secret {secret[:PREFIX_LENGTH]}…")
+            if secret not in self.secrets and secret not in self.api_keys:
+                (self.api_keys if secret.startswith(API_KEY_MARKER) else self.secrets).add(secret)
+                self._index(secret, PREFIX_LENGTH, f"{kind_of(secret)} {secret[:PREFIX_LENGTH]}…")
 
     def add_hash(self, digest: str, secret: str) -> None:
         with self.lock:
             if digest not in self.hashes:
                 self.hashes.add(digest)
-                self._index(digest, 0, f"hash of secret {secret[:PREFIX_LENGTH]}…")
+                self._index(digest, 0, f"hash of {kind_of(secret)} {secret[:PREFIX_LENGTH]}…")
 
     def add_token(self, token: str) -> None:
         with self.lock:
@@ -124,6 +129,10 @@ class Known:
                     self.add_hash(hmac.new(key.key, secret.encode(), "sha256").hexdigest(), secret)
 
 
+def kind_of(value: str) -> str:
+    return "API key" if value.startswith(API_KEY_MARKER) else "secret"
+
+
 def describe_token(token: str) -> str:
     """``jti=…`` of a JWT (the server logs jti itself), never the token."""
     payload = token.split(".")[1] if token.count(".") else ""
@@ -141,7 +150,9 @@ def _leaks_in(text: str, known: Known) -> tuple[list[str], list[tuple[int, int]]
     reported: list[tuple[int, int]] = []
     for match in SECRET_SHAPE.finditer(text):
         if len(match[0]) > PREFIX_LENGTH:
-            recorded = "a secret the suite made" if match[0] in known.secrets else "secret-shaped"
+            kind = kind_of(match[0])
+            made = match[0] in known.secrets or match[0] in known.api_keys
+            recorded = f"{'an' if kind == 'API key' else 'a'} {kind} the suite made" if made else f"{kind}-shaped"
             found.append(f"{recorded} {match[0][:PREFIX_LENGTH]}… ({len(match[0])} chars)")
             spans.append((match.start() + PREFIX_LENGTH, match.end()))
             reported.append(match.span())
@@ -180,7 +191,10 @@ def scan(lines: Iterable[tuple[str, str]], known: Known) -> list[Leak]:
     """Leaks in ``(source, text)`` lines; each excerpt is redacted."""
     leaks = []
     for source, text in lines:
-        if "ascs_" not in text and "eyJ" not in text and not (known.windows and RUN.search(text)):
+        if (
+            not any(marker in text for marker in MARKERS) and "eyJ" not in text
+            and not (known.windows and RUN.search(text))
+        ):
             continue
         found, spans = _leaks_in(text, known)
         if not found:
@@ -291,6 +305,7 @@ class LeakCheck:
             known.add_hash(result[1], secret)
 
         _wrap(self.patch, clients.secrets, "generate_secret", lambda secret: known.add_secret(secret))
+        _wrap(self.patch, clients.secrets, "generate_api_key", lambda key: known.add_secret(key))
         _wrap(self.patch, clients.secrets, "hash_secret", hashed)
         _wrap(self.patch, tokens.issuing, "issue_access_token", lambda token, **_: known.add_token(token.access_token))
         # Client assertions and workload tokens, as the server reads them.
@@ -300,7 +315,8 @@ class LeakCheck:
 
         def harvesting_send(session: requests.Session, request: Any, **kwargs: Any) -> requests.Response:
             response = send(session, request, **kwargs)
-            if not kwargs.get("stream") and (b"ascs_" in response.content or b"eyJ" in response.content):
+            content = b"" if kwargs.get("stream") else response.content
+            if b"ascs_" in content or b"asak_" in content or b"eyJ" in content:
                 known.harvest(response.content.decode("utf-8", "replace"))
             return response
 
@@ -376,7 +392,8 @@ class LeakCheck:
         known = self.known
         self.summary = (
             f"leakcheck: {self.handler.records} log lines + {len(files)} log files scanned "
-            f"for {len(known.secrets)} secrets, {len(known.hashes)} hashes, {len(known.tokens)} tokens: "
+            f"for {len(known.secrets)} secrets, {len(known.api_keys)} API keys, {len(known.hashes)} hashes, "
+            f"{len(known.tokens)} tokens: "
             + (f"{len(self.leaks)} LEAKS" if self.leaks else "clean")
         )
         if self.leaks and session.exitstatus == pytest.ExitCode.OK:

@@ -45,8 +45,9 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "grant_types": ["client_credentials"], "allowed_scopes": "orders:read orders:write",
         "default_scopes": "", "audiences": "", "access_token_ttl": "", "token_endpoint_auth_method": "",
         "allowed_ips": "", "tenants": [], "roles": [],
-        # The read-only secrets inline still posts its management form.
+        # The read-only secrets and API keys inlines still post their management forms.
         "secrets-TOTAL_FORMS": "0", "secrets-INITIAL_FORMS": "0",
+        "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return {name: value for name, value in data.items() if value is not None}

@@ -345,6 +345,8 @@ def test_create_returns_every_field_and_the_secret_once(http, writer):
         "access_token_ttl": 600,
         "audiences": ["https://api.example.com"],
         "allowed_ips": ["127.0.0.0/8", "2001:db8::/32"],
+        "seacatauth_credentials": True,
+        "owner": None,
         "tenants": ["acme"],
         "roles": ["acme/admin", "auditor"],
         "created": iso(client.created),
@@ -423,9 +425,13 @@ def test_create_with_an_invalid_field_is_400_naming_it(http, writer, request_bod
     assert (Client.objects.count(), Tenant.objects.count(), Role.objects.count()) == before
 
 
-def test_create_with_a_taken_client_id_is_400(http, writer, target):
-    data = body(call(http, "POST", "/client", {"client_id": "billing"}, auth=writer), 400)
-    assert data == {"client_id": ["Client with this Client ID already exists."]}
+def test_create_with_a_taken_client_id_is_409_and_changes_nothing(http, writer, target):
+    """As in SeaCat Auth (DESIGN §9.6): an existing client_id is a conflict, not invalid input."""
+    client, _ = target
+    data = body(call(http, "POST", "/client", {"client_id": "billing", "scope": "other"}, auth=writer), 409)
+    assert data == {"detail": "A client 'billing' already exists."}
+    assert Client.objects.get(client_id="billing").allowed_scopes == client.allowed_scopes
+    assert client.secrets.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -462,7 +468,7 @@ def test_read_shows_the_client_with_its_secrets_summary(http, reader, target):
         "scope": "invoices:read", "default_scope": "", "token_endpoint_auth_method": None, "access_token_ttl": None,
         "dpop_bound_access_tokens": False, "jwks": None, "jwks_uri": "", "token_endpoint_auth_signing_alg": None,
         "federated_identities": [],
-        "audiences": [], "allowed_ips": [], "tenants": [], "roles": [],
+        "audiences": [], "allowed_ips": [], "seacatauth_credentials": True, "owner": None, "tenants": [], "roles": [],
         "created": iso(client.created), "updated": iso(client.updated),
         "secrets": [secret_summary(r) for r in records],
     }
@@ -556,8 +562,10 @@ def test_listing_costs_the_same_queries_for_3_and_30_clients(http, reader, make_
     call(http, "GET", "/client", auth=reader)  # warm the key cache
     with CaptureQueriesContext(connection) as three:
         assert body(call(http, "GET", "/client", auth=reader), 200)["count"] == 4
+    queries_for_three = len(three)  # counted now: the next request clears Django's query log
     make(27)
-    with django_assert_max_num_queries(len(three)):
+    call(http, "GET", "/client", auth=reader)  # the registry changed: the bearer's client is loaded again
+    with django_assert_max_num_queries(queries_for_three):
         data = body(call(http, "GET", "/client", auth=reader), 200)
     assert data["count"] == 31
     managed = [c for c in data["results"] if c["client_id"].startswith("svc-")]
@@ -910,6 +918,8 @@ PATHS = {
     "/client/{client_id}/reset_secret": {"post"},
     "/client/{client_id}/secrets": {"get", "post"},
     "/client/{client_id}/secrets/{prefix}": {"delete"},
+    "/client/{client_id}/api_keys": {"get", "post"},
+    "/client/{client_id}/api_keys/{prefix}": {"get", "delete"},
     "/client/{client_id}/usage": {"get"},
     "/tenant": {"get", "post"},
     "/tenant/{slug}": {"get", "put", "patch", "delete"},
@@ -939,6 +949,7 @@ def test_schema_is_openapi_3_listing_every_route(http, path):
         "dpop_bound_access_tokens", "token_endpoint_auth_method", "jwks", "jwks_uri",
         "token_endpoint_auth_signing_alg", "access_token_ttl",
         "federated_identities", "audiences", "allowed_ips", "tenants", "roles",
+        "seacatauth_credentials", "owner",
     }
     assert set(schemas["ClientDetail"]["properties"]) == set(schemas["ClientInput"]["properties"]) | {
         "created", "updated", "secrets"
@@ -947,6 +958,15 @@ def test_schema_is_openapi_3_listing_every_route(http, path):
     assert set(schemas["TrustedIssuer"]["properties"]) == set(schemas["TrustedIssuerInput"]["properties"]) | {
         "created", "updated"
     }
+    assert set(schemas["ApiKey"]["properties"]) == {
+        "prefix", "name", "scope", "created", "expires", "last_used", "revoked"
+    }
+    assert set(schemas["ApiKeyCreated"]["properties"]) == {"api_key"} | set(schemas["ApiKey"]["properties"])
+    assert set(schemas["ApiKeyCreate"]["properties"]) == {"name", "scope", "expires_in", "expires"}
+    # SeaCat Auth's conflict and flag are documented (DESIGN §9.6).
+    create = document["paths"]["/client"]["post"]
+    assert "409" in create["responses"] and "SeaCat" in create["description"]
+    assert "seacatauth_credentials" in document["paths"]["/client/{client_id}"]["put"]["description"]
     assert '"hash' not in response.content.decode()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from clients.secrets import generate_secret
+from clients.secrets import generate_api_key, generate_secret, hash_secret
 from tests.conftest import assert_oauth_error, basic, post_token
 from tests.leakcheck import Known, LeakCheck, read_log_files, scan
 
@@ -75,6 +75,43 @@ def test_scan_finds_secrets_hashes_and_tokens_and_prints_none_of_them() -> None:
     printed = "\n".join(f"{leak.what} {leak.excerpt}" for leak in leaks)
     assert not MORE_THAN_A_PREFIX.search(printed)
     assert secret[30:50] not in printed and digest[10:30] not in printed and signature[:16] not in printed
+
+
+def test_scan_finds_api_keys_and_their_hashes_and_prints_none_of_them() -> None:
+    known = Known()
+    key = generate_api_key()
+    digest = hmac.new(secrets.token_bytes(32), key.encode(), hashlib.sha256).hexdigest()
+    known.add_secret(key)
+    known.add_hash(digest, key)
+    lines = [
+        ("whole key", f"Authorization: Bearer {key}"),
+        ("key beyond prefix", f"prefix={key[:20]}"),
+        ("key fragment", f"body {key[30:50]} end"),
+        ("unknown key", "token=asak_" + "B" * 60),
+        ("key hash", f"h={digest[5:30]}"),
+        ("clean prefix", f"API key revoked by its client client_id='svc' prefix={key[:12]}"),
+    ]
+    leaks = scan(lines, known)
+    assert [leak.source for leak in leaks] == [source for source, _ in lines if not source.startswith("clean")]
+    by_source = {leak.source: leak for leak in leaks}
+    assert by_source["whole key"].what == f"an API key the suite made {key[:12]}… (65 chars)"
+    assert by_source["whole key"].excerpt == f"Authorization: Bearer {key[:12]}<redacted>"
+    assert by_source["unknown key"].what == "API key-shaped asak_BBBBBBB… (65 chars)"
+    assert by_source["key fragment"].what == f"fragment of API key {key[:12]}…"
+    assert by_source["key hash"].what == f"fragment of hash of API key {key[:12]}…"
+    printed = "\n".join(f"{leak.what} {leak.excerpt}" for leak in leaks)
+    assert "asak_" + key[5:20] not in printed and key[30:50] not in printed and digest[10:30] not in printed
+
+
+def test_the_session_records_every_api_key_the_suite_made(make_client: Any, request: pytest.FixtureRequest) -> None:
+    from clients.services import api_key_create
+
+    check = request.config.pluginmanager.get_plugin("leakcheck")
+    assert isinstance(check, LeakCheck)
+    client, _ = make_client()
+    issued = api_key_create(client=client, name="cron")
+    assert issued.api_key in check.known.api_keys
+    assert hash_secret(issued.api_key)[1] in check.known.hashes
 
 
 def test_log_files_are_read_line_by_line() -> None:
@@ -145,7 +182,7 @@ def test_a_leak_fails_the_session_and_the_report_hides_the_secret(
         "*= leakcheck: secrets or tokens in logs =*",
         f"logger authserver.example WARNING in test_leaky.py::test_leaks: a secret the suite made {prefix}… (65 chars)",
         f"*WARNING authserver.example created {prefix}<redacted>",
-        "leakcheck: 1 log lines + 0 log files scanned for 1 secrets, 0 hashes, 0 tokens: 1 LEAKS",
+        "leakcheck: 1 log lines + 0 log files scanned for 1 secrets, 0 API keys, 0 hashes, 0 tokens: 1 LEAKS",
         "*1 passed*",
     ])
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -1,4 +1,4 @@
-"""README's resource-server example, run as written against a live server."""
+"""README's resource-server and API-key examples, run as written against a live server."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import requests
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def readme_block(marker: str) -> str:
-    match = re.search(rf"<!-- example: {marker} -->\n```python\n(.*?)```", README.read_text(), re.S)
+def readme_block(marker: str, language: str = "python") -> str:
+    match = re.search(rf"<!-- example: {marker} -->\n```{language}\n(.*?)```", README.read_text(), re.S)
     assert match, f"README has no example {marker}"
     return match.group(1)
 
@@ -91,3 +91,36 @@ def test_private_key_jwt_example_gets_a_token(live_server, settings, transaction
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
     claims = jwt.decode(namespace["access_token"], options={"verify_signature": False})
     assert (claims["sub"], claims["scope"]) == ("payments", "payments:write")
+def test_api_key_curl_example_runs_as_written(live_server, transactional_db, make_client, settings):
+    """The "API keys" block, with the placeholders a reader fills in (the secrets, the key on stdin)."""
+    import json
+    import subprocess
+
+    from clients.services import api_key_create
+
+    settings.ISSUER = live_server.url
+    job, job_secret = make_client(client_id="export-job", allowed_scopes=["clients:read", "invoices:read"])
+    _, api_secret = make_client(client_id="my-api")
+    key = api_key_create(client=job, name="nightly cron", scopes=["clients:read"]).api_key
+    script = (
+        readme_block("api-keys-curl", "sh")
+        .replace("http://127.0.0.1:8000", live_server.url)
+        .replace("'my-api:ascs_...'", f"'my-api:{api_secret}'")
+        .replace("'export-job:ascs_...'", f"'export-job:{job_secret}'")
+    )
+    done = subprocess.run(["bash", "-e", "-c", script], input=key + "\n", capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    decoder, text, answers = json.JSONDecoder(), done.stdout.strip(), []
+    while text:
+        answer, end = decoder.raw_decode(text)
+        answers.append(answer)
+        text = text[end:].strip()
+    client, active, revoked, inactive = answers
+    assert client["client_id"] == "export-job"
+    assert {k: active[k] for k in ("active", "token_type", "scope", "client_id", "sub")} == {
+        "active": True, "token_type": "Bearer", "scope": "clients:read", "client_id": "export-job",
+        "sub": "export-job",
+    }
+    assert set(active) == {"active", "token_type", "scope", "client_id", "sub", "exp", "iat"}
+    assert (revoked, inactive) == ({}, {"active": False})

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clients import registry, versions
-from clients.models import Client, ClientSecret, RegistryState, Role, Tenant, TrustedIssuer
+from clients.models import ApiKey, Client, ClientSecret, RegistryState, Role, Tenant, TrustedIssuer
 from clients.secrets import secret_prefix
 from tokens import keys
 from tokens.models import SigningKey
@@ -151,6 +151,21 @@ def test_recording_a_secrets_last_use_is_not_a_change(cached) -> None:
     assert registry.current_version() == before
 
 
+def test_api_key_writes_move_the_version_but_recording_a_use_does_not(cached) -> None:
+    from clients.services import api_key_create
+
+    client = Client.objects.first()
+    assert client is not None
+    before = registry.current_version()
+    issued = api_key_create(client=client, name="cron")
+    created = registry.current_version()
+    assert created.clients > before.clients
+    ApiKey.objects.update(last_used=timezone.now())
+    assert registry.current_version() == created
+    ApiKey.objects.filter(pk=issued.record.pk).update(revoked=timezone.now())
+    assert registry.current_version().clients > created.clients
+
+
 def test_signing_key_writes_move_only_the_key_version(cached) -> None:
     keys.keyring()  # the first key
     before = registry.current_version()
@@ -191,7 +206,7 @@ def test_the_version_row_comes_back_after_a_flush(db: None) -> None:
 
 def test_every_registry_table_is_watched() -> None:
     tables = {watched.table for watched in registry.WATCHED}
-    expected = {model._meta.db_table for model in (Client, ClientSecret, Tenant, Role, TrustedIssuer)}
+    expected = {model._meta.db_table for model in (Client, ClientSecret, ApiKey, Tenant, Role, TrustedIssuer)}
     expected |= {Client.tenants.through._meta.db_table, Client.roles.through._meta.db_table}
     assert tables == expected
     assert all(w.column == versions.CLIENTS for w in registry.WATCHED)

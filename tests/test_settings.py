@@ -77,6 +77,42 @@ def test_rates_as_operators_write_them(settings, rate):
     assert "authserver.E008" not in ids(settings)
 
 
+@pytest.mark.parametrize("value", ["", "0", "ninety days", "90 d x", "-1d"])
+@pytest.mark.parametrize("name", ["API_KEY_DEFAULT_LIFETIME", "API_KEY_MAX_LIFETIME"])
+def test_malformed_api_key_lifetime_fails_a_check(settings, name, value):
+    setattr(settings, name, value)
+    messages = [m for m in check_configuration() if m.id == "authserver.E009"]
+    assert [m.msg.split(":")[0] for m in messages] == [name]
+
+
+def test_api_key_default_lifetime_beyond_the_maximum_fails_a_check(settings):
+    settings.API_KEY_DEFAULT_LIFETIME, settings.API_KEY_MAX_LIFETIME = "31d", "30d"
+    assert "authserver.E010" in ids(settings)
+    settings.API_KEY_DEFAULT_LIFETIME = "30d"
+    assert not {"authserver.E009", "authserver.E010"} & ids(settings)
+
+
+def test_api_key_lifetimes_come_from_the_environment():
+    env = {**os.environ, "API_KEY_DEFAULT_LIFETIME": "12h", "API_KEY_MAX_LIFETIME": "7d", "DEBUG": "1"}
+    code = "from clients.services import api_key_lifetimes; print(api_key_lifetimes())"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=ROOT, capture_output=True, text=True,
+        env={**env, "DJANGO_SETTINGS_MODULE": "authserver.settings"}, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(43200, 604800)"
+
+
+def test_a_malformed_api_key_lifetime_stops_the_server():
+    good = {"ISSUER": "https://auth.example.com", "SECRET_KEY": "s" * 60, "SECRET_HASH_KEY": "h" * 64}
+    result = _load_wsgi({**good, "API_KEY_MAX_LIFETIME": "forever"})
+    assert result.returncode != 0
+    assert "authserver.E009: API_KEY_MAX_LIFETIME" in result.stderr
+    result = _load_wsgi({**good, "API_KEY_DEFAULT_LIFETIME": "2d", "API_KEY_MAX_LIFETIME": "1d"})
+    assert result.returncode != 0
+    assert "authserver.E010" in result.stderr
+
+
 def test_parse_rate():
     assert parse_rate("100/m") == (100, 60)
     assert parse_rate("5/10m") == (5, 600)

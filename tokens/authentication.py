@@ -9,7 +9,8 @@ Reusable by any Django REST framework API::
         permission_classes = [HasScope.of("invoices:read")]
 
 ``request.user`` is a ``TokenUser`` (the calling client), ``request.auth`` the
-``VerifiedToken``.
+``VerifiedToken``.  An API key (DESIGN §9.5) is accepted wherever an access token is,
+with the same scope checks.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from clients.models import Client
-from tokens.verification import InvalidToken, VerifiedToken, verify_access_token
+from clients.registry import ClientRecord
+from tokens.verification import InvalidToken, VerifiedToken, verify_bearer
 
 log = logging.getLogger("authserver.bearer")
 
@@ -33,9 +36,10 @@ REALM = "authserver"
 
 @dataclass(frozen=True)
 class TokenUser:
-    """The client behind a bearer token, in the place Django expects a user."""
+    """The client behind a bearer token, in the place Django expects a user (for an API
+    key, the registry's snapshot of the client: no query)."""
 
-    client: Client
+    client: Client | ClientRecord
     is_authenticated: bool = True
     is_active: bool = True
     is_staff: bool = False
@@ -51,7 +55,7 @@ class TokenUser:
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    """Accepts ``Authorization: Bearer <our JWT access token>`` (RFC 6750 §2.1).
+    """Accepts ``Authorization: Bearer <our JWT access token or API key>`` (RFC 6750 §2.1).
 
     A missing header leaves the request unauthenticated (other classes may try);
     a bad token is a 401 with ``error="invalid_token"`` (RFC 6750 §3.1).
@@ -65,7 +69,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             return None
         request._bearer_error = "invalid_token"  # type: ignore[attr-defined]
         try:
-            verified = verify_access_token(token.strip().decode("ascii"), audience=self.audience)
+            verified = verify_bearer(token.strip().decode("ascii"), audience=self.audience, now=timezone.now())
         except (InvalidToken, UnicodeDecodeError) as error:
             log.info("bearer token refused: %s", error)
             raise AuthenticationFailed("The access token is invalid, expired or revoked.") from None

@@ -1,18 +1,24 @@
-"""Verifying our own access tokens (RFC 9068 §4): for bearer authentication of APIs (RFC 6750),
-introspection (RFC 7662) and revocation (RFC 7009)."""
+"""Verifying our own access tokens (RFC 9068 §4) and API keys (DESIGN §9.5): for bearer
+authentication of APIs (RFC 6750), introspection (RFC 7662) and revocation (RFC 7009)."""
 
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from clients.models import Client
+from authserver import dbread
+from clients import registry
+from clients import secrets as client_secrets
+from clients.models import CLIENT_ID_PATTERN, Client
+from clients.registry import ApiKeyRecord, ClientRecord
+from tokens.claims import TENANT_SCOPE_PREFIX
 from tokens.issuing import JWT_TYP
 from tokens.keys import keyring
 from tokens.models import RevokedToken
@@ -29,8 +35,12 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class VerifiedToken:
-    client: Client
+    """A verified access token or API key (``api_key`` set); ``client`` is the registry's
+    snapshot of its client (``clients.registry.ClientRecord``: ``client_id`` and settings)."""
+
+    client: Client | ClientRecord
     claims: dict[str, Any]
+    api_key: ApiKeyRecord | None = None
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -81,9 +91,68 @@ def verify_access_token(token: str, *, audience: str | None = None, now: int | N
         raise InvalidToken("issued in the future")
     if audience != ANY_AUDIENCE and (audience or settings.ISSUER) not in _audiences(claims):
         raise InvalidToken("wrong audience")
-    if not isinstance(claims.get("jti"), str) or RevokedToken.objects.filter(jti=claims["jti"]).exists():
+    if not isinstance(claims.get("jti"), str) or _is_revoked(claims["jti"]):
         raise InvalidToken("revoked")
-    client = Client.objects.filter(client_id=claims.get("client_id"), enabled=True).first()
-    if client is None:
+    client_id = claims.get("client_id")
+    client = (
+        registry.client(client_id)
+        if isinstance(client_id, str) and CLIENT_ID_PATTERN.fullmatch(client_id) else None
+    )
+    if client is None or not client.enabled:
         raise InvalidToken("client unknown or disabled")
     return VerifiedToken(client=client, claims=claims)
+
+
+_REVOKED_SQL: str | None = None
+
+
+def _is_revoked(jti: str) -> bool:
+    """One primary-key-sized read on the driver's connection (``authserver.dbread``)."""
+    global _REVOKED_SQL
+    if _REVOKED_SQL is None:
+        table = RevokedToken._meta.db_table
+        _REVOKED_SQL = f'SELECT 1 FROM "{table}" WHERE "jti" = %s'  # noqa: S608 (a fixed name)
+    return bool(dbread.read(_REVOKED_SQL, (jti,)))
+
+
+def _still_allowed(client: ClientRecord, scope: str) -> bool:
+    if scope.startswith(TENANT_SCOPE_PREFIX):
+        return scope[len(TENANT_SCOPE_PREFIX):] in client.tenants
+    return scope in client.allowed_scopes
+
+
+def verify_api_key(key: str, *, now: datetime) -> VerifiedToken:
+    """Check an API key (DESIGN §9.5): well formed (no query otherwise), one of the live
+    keys of an enabled client in the registry snapshot (an unknown prefix costs the same
+    HMAC comparison as a wrong key), not expired; raise ``InvalidToken`` otherwise.
+
+    Its scope is what it was given and its client is still allowed, so narrowing a
+    client's scopes narrows its keys.  The key's last use is recorded after the response.
+    """
+    if not client_secrets.is_api_key(key):
+        raise InvalidToken("malformed API key")
+    candidates = registry.api_key_candidates(client_secrets.secret_prefix(key))
+    found = client_secrets.match_secret(key, candidates)
+    if found is None:
+        raise InvalidToken("unknown, revoked or wrong API key")
+    if not found.is_live(now):
+        raise InvalidToken("API key expired")
+    client = found.client
+    if not client.enabled:
+        raise InvalidToken("client disabled")
+    registry.note_api_key_use(found, now)
+    claims = {
+        "scope": " ".join(scope for scope in found.scopes if _still_allowed(client, scope)),
+        "client_id": client.client_id,
+        "sub": client.client_id,
+        "exp": int(found.expires.timestamp()),
+        "iat": int(found.created.timestamp()),
+    }
+    return VerifiedToken(client=client, claims=claims, api_key=found)
+
+
+def verify_bearer(token: str, *, audience: str | None = None, now: datetime) -> VerifiedToken:
+    """An API key or an access token, told apart by the key's marker (a JWT never has it)."""
+    if client_secrets.looks_like_api_key(token):
+        return verify_api_key(token, now=now)
+    return verify_access_token(token, audience=audience)

@@ -3,7 +3,8 @@
 Any enabled client that authenticates may introspect any token; the answer holds
 nothing beyond the token's own claims, and every failure is the same
 ``{"active": false}``, so introspection reveals no more than holding the token does
-(RFC 7662 §4).
+(RFC 7662 §4).  An API key answers with its own facts only: ``client_id``, ``sub``,
+``scope``, ``iat``, ``exp`` (DESIGN §9.5).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tokens.endpoints.base import OAuthEndpoint
 from tokens.errors import InvalidRequestError
 from tokens.form import read_form_request, single
 from tokens.issuing import TOKEN_TYPE
-from tokens.verification import ANY_AUDIENCE, InvalidToken, verify_access_token
+from tokens.verification import ANY_AUDIENCE, InvalidToken, verify_bearer
 
 # RFC 7662 §2.2 members, in the order they are returned, then our own claims.
 _MEMBERS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf", "tenants", "roles")
@@ -29,12 +30,13 @@ class IntrospectionView(OAuthEndpoint):
 
     def post(self, request: Request) -> HttpResponse:
         form = read_form_request(request._request)
-        authenticate_form_request(form, now=timezone.now())
+        now = timezone.now()
+        authenticate_form_request(form, now=now)
         token = single(form.params, "token")
         if token is None:
             raise InvalidRequestError(description="The token parameter is required.")
         try:
-            verified = verify_access_token(token, audience=ANY_AUDIENCE)
+            verified = verify_bearer(token, audience=ANY_AUDIENCE, now=now)
         except InvalidToken:
             return json_response({"active": False})
         cnf = verified.claims.get("cnf")
