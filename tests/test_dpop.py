@@ -202,3 +202,14 @@ def test_a_failed_client_authentication_comes_first(client, http) -> None:
 def test_metadata_lists_the_algorithms(http) -> None:
     body = json.loads(http.get("/.well-known/oauth-authorization-server").content)
     assert body["dpop_signing_alg_values_supported"] == ["ES256", "ES384", "PS256", "RS256", "EdDSA"]
+
+
+def test_a_dpop_bound_token_is_refused_as_a_bearer_token(make_client, http) -> None:
+    """RFC 9449 §7.2: the management API (our own bearer authentication) refuses it, with a DPoP challenge."""
+    _, secret = make_client(client_id="svc", allowed_scopes=["clients:read"])
+    bound = token(http, secret, proof(new_key())).json()["access_token"]
+    response = http.get("/client", HTTP_AUTHORIZATION=f"Bearer {bound}")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('DPoP realm="authserver", error="invalid_token", algs="')
+    plain = token(http, secret, None).json()["access_token"]
+    assert http.get("/client", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 200

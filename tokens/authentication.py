@@ -25,6 +25,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from clients.jwks import SIGNING_ALGORITHMS
 from clients.models import Client
 from clients.registry import ClientRecord
 from tokens.verification import InvalidToken, VerifiedToken, verify_bearer
@@ -73,11 +74,21 @@ class BearerTokenAuthentication(BaseAuthentication):
         except (InvalidToken, UnicodeDecodeError) as error:
             log.info("bearer token refused: %s", error)
             raise AuthenticationFailed("The access token is invalid, expired or revoked.") from None
+        cnf = verified.claims.get("cnf")
+        if isinstance(cnf, dict) and "jkt" in cnf:
+            # RFC 9449 §7.2: a DPoP-bound token is worthless as a bearer token, whoever holds it.
+            log.info("bearer token refused: DPoP-bound token presented as Bearer")
+            request._bearer_dpop = True  # type: ignore[attr-defined]
+            raise AuthenticationFailed("This access token is DPoP-bound; present it with a DPoP proof.")
         return TokenUser(verified.client), verified
 
     def authenticate_header(self, request: Request) -> str:
         error = getattr(request, "_bearer_error", None)
-        return f'Bearer realm="{REALM}"' + (f', error="{error}"' if error else "")
+        challenge = f'Bearer realm="{REALM}"' + (f', error="{error}"' if error else "")
+        if getattr(request, "_bearer_dpop", False):
+            # RFC 9449 §7.1: say which scheme and algorithms would be accepted.
+            challenge = f'DPoP realm="{REALM}", error="invalid_token", algs="{" ".join(SIGNING_ALGORITHMS)}"'
+        return challenge
 
 
 class InsufficientScope(PermissionDenied):
