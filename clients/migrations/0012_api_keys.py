@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clients', '0008_client_usage'),
+        ('clients', '0011_dpop_bound_access_tokens'),
     ]
 
     operations = [
