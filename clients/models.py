@@ -266,7 +266,7 @@ class Client(AbstractApplication):
             raise ValidationError({"jwks_uri": "Register jwks or jwks_uri, not both."})
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT and not (
             self.jwks or self.jwks_uri or self.federated_identities
-        ):
+        ) and self._had_keys_or_another_method():
             raise ValidationError({"jwks": "A private_key_jwt client needs jwks, jwks_uri or federated identities."})
         names = {identity["trusted_issuer"] for identity in self.federated_identities or ()
                  if isinstance(identity, dict) and isinstance(identity.get("trusted_issuer"), str)}
@@ -280,6 +280,19 @@ class Client(AbstractApplication):
             raise ValidationError(
                 {"federated_identities": f"No trusted issuer {', '.join(sorted(map(repr, unknown)))}."}
             )
+
+    def _had_keys_or_another_method(self) -> bool:
+        """Whether this save would leave a key client with nothing to prove itself by: a new one,
+        one switching to private_key_jwt, or one losing its keys.  (One that lost its identities
+        when their issuer was deleted may still be edited, e.g. disabled.)"""
+        if self.pk is None:
+            return True
+        stored = Client.objects.filter(pk=self.pk).values(
+            "token_endpoint_auth_method", "jwks", "jwks_uri", "federated_identities"
+        ).first()
+        return stored is None or stored["token_endpoint_auth_method"] != self.token_endpoint_auth_method or bool(
+            stored["jwks"] or stored["jwks_uri"] or stored["federated_identities"]
+        )
 
     @property
     def uses_secret(self) -> bool:

@@ -24,6 +24,7 @@ unknown client does, so response times never tell whether a client id exists.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -142,7 +143,7 @@ class _Cache:
         self.read_at = 0.0
         self.entries: dict[tuple[str, str], tuple[Candidate, ...]] = {}
         self.clients: dict[str, ClientRecord] = {}
-        self.issuers: dict[str, IssuerRecord | None] = {}
+        self.issuers: dict[str, IssuerRecord] = {}
         # Every live API key of an enabled client, by prefix (``api_key_candidates``).
         self.api_keys: dict[str, tuple[ApiKeyRecord, ...]] | None = None
         self.key_touched: dict[int, datetime] = {}
@@ -306,23 +307,27 @@ def client(client_id: str) -> ClientRecord | None:
 def trusted_issuer(issuer: str) -> IssuerRecord | None:
     """The trusted issuer whose ``iss`` is ``issuer``, enabled or not; ``None`` if there is none.
 
-    Snapshotted like clients; the answer "none" is remembered too (there are few issuers,
-    and a workload token names one of them), up to ``MAX_ENTRIES``.
+    Snapshotted like clients; an unknown issuer costs one query, as an unknown client does.
     """
     version = _fresh_version()
     if issuer in _cache.issuers:
         return _cache.issuers[issuer]
+    if not _ISSUER_SHAPE.fullmatch(issuer):
+        return None  # no issuer can have it (control characters, NUL, too long): never ask the database
     row = TrustedIssuer.objects.filter(issuer=issuer).values(
         "name", "issuer", "jwks_uri", "jwks", "audiences", "max_token_lifetime", "enabled"
     ).first()
-    record = None
-    if row is not None:
-        record = IssuerRecord(
-            name=row["name"], issuer=row["issuer"], jwks_uri=row["jwks_uri"], jwks=row["jwks"],
-            audiences=tuple(row["audiences"]), max_token_lifetime=row["max_token_lifetime"], enabled=row["enabled"],
-        )
+    if row is None:
+        return None  # unknown issuers are not remembered: a caller chooses them
+    record = IssuerRecord(
+        name=row["name"], issuer=row["issuer"], jwks_uri=row["jwks_uri"], jwks=row["jwks"],
+        audiences=tuple(row["audiences"]), max_token_lifetime=row["max_token_lifetime"], enabled=row["enabled"],
+    )
     _remember(_cache.issuers, issuer, record, version)
     return record
+
+
+_ISSUER_SHAPE = re.compile(r"[\x21-\x7e]{1,2000}")
 
 
 _CLIENT_FIELDS = tuple(setting.name for setting in metadata.token_path_settings())

@@ -512,9 +512,20 @@ def trusted_issuer_update(*, trusted_issuer: TrustedIssuer, fields: Mapping[str,
     return trusted_issuer
 
 
+@transaction.atomic
 def trusted_issuer_delete(*, trusted_issuer: TrustedIssuer) -> None:
-    """Stop trusting the issuer: the identities naming it match nothing from the next request on."""
+    """Stop trusting the issuer, and remove the federated identities naming it from every client
+    (each an audited client update): left behind, they would trust whatever issuer is next given
+    that name, another cluster whose service accounts carry the same subjects."""
     name = trusted_issuer.name
+    for client in Client.objects.select_for_update().exclude(federated_identities=[]):
+        kept = [identity for identity in client.federated_identities if identity.get("trusted_issuer") != name]
+        if kept != client.federated_identities:
+            # Only identities go, which leaves every other field as valid as it was: no full_clean
+            # (which would refuse a key-only client left with nothing to prove itself by).
+            Client.objects.filter(pk=client.pk).update(federated_identities=kept)
+            changes = {"federated_identities": [client.federated_identities, kept]}
+            audit.record("client.updated", target=client.client_id, changes=changes)
     trusted_issuer.delete()
     audit.record("trusted_issuer.deleted", target=name)
 

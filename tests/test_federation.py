@@ -403,14 +403,66 @@ def test_bad_issuers_are_refused(db, fields, message) -> None:
     assert message in json.dumps(refused.value.message_dict)
 
 
-def test_deleting_an_issuer_leaves_its_clients_editable(payments, cluster, http) -> None:
-    """Identities naming a deleted issuer match nothing, but never block the client's other
-    changes (disabling it in an incident), and work again if the issuer comes back."""
+def test_deleting_an_issuer_removes_the_identities_naming_it(payments, cluster, make_workload_issuer, http) -> None:
+    """Left behind, they would trust whatever issuer is next given that name: another cluster
+    whose service accounts carry the same subjects."""
+    from clients.models import AuditEvent
     from clients.services import trusted_issuer_delete
 
     trusted_issuer_delete(trusted_issuer=TrustedIssuer.objects.get(name="prod-cluster"))
-    assert federated(http, cluster.kubernetes_token(audience=ISSUER)).status_code == 401
-    client_update(client=payments, fields={"enabled": False})
-    client_update(client=payments, fields={"enabled": True})
-    trusted_issuer_create(name="prod-cluster", issuer=cluster.issuer)
-    assert federated(http, cluster.kubernetes_token(audience=ISSUER)).status_code == 200
+    payments.refresh_from_db()
+    assert payments.federated_identities == []
+    assert AuditEvent.objects.filter(action="client.updated", target="payments").exists()
+    other = make_workload_issuer()
+    trusted_issuer_create(name="prod-cluster", issuer=other.issuer)
+    assert federated(http, other.kubernetes_token(audience=ISSUER)).status_code == 401
+    client_update(client=payments, fields={"enabled": False})  # the client stays editable
+
+
+def test_a_spiffe_issuer_takes_only_svids_of_its_trust_domain(trust_domain, http, caplog) -> None:
+    claims = {**trust_domain.spiffe_svid_claims(audience=ISSUER, spiffe_id="spiffe://evil.org/ns/payments/sa/api"),
+              "iss": "spiffe://example.org"}
+    svid = trust_domain.mint(claims)
+    assert_refused(federated(http, svid, client_id="api"), caplog, "not a SPIFFE ID of the issuer's trust domain")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["spiffe://[", "spiffe://[::1/x", "spiffe://a]b/x", "spiffe://EXAMPLE.org/ns/payments/sa/api",
+     "spiffe://evil.com@example.org/ns/payments/sa/api", "spiffe://example.org:8443/ns/payments/sa/api",
+     "spiffe://example.org/ns/payments/sa/api?x", "spiffe://example.org", "spiffe://example.org/../x"],
+)
+def test_malformed_spiffe_ids_match_no_trust_domain(trust_domain, http, subject) -> None:
+    from tests.workload_issuer import b64url_json
+
+    unsigned = f"{b64url_json({'alg': 'ES256'})}.{b64url_json({'sub': subject, 'aud': ISSUER})}.c2ln"
+    assert federated(http, unsigned, client_id="api").status_code == 401
+    assert federation.trust_domain(subject) is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": float("nan")}, {"exp": float("inf")}, {"exp": 10**400}, {"iat": float("nan")}, {"exp": -5}],
+    ids=["nan", "infinity", "huge", "iat-nan", "negative"],
+)
+def test_time_claims_must_be_finite_numbers(payments, cluster, http, claims) -> None:
+    token = cluster.mint({**cluster.kubernetes_claims(audience=ISSUER), **claims})
+    assert federated(http, token).status_code == 401
+
+
+def test_deep_nesting_is_invalid_client_not_500(payments, http) -> None:
+    from tests.workload_issuer import b64url
+
+    nested = b64url(b"[" * 3000) + "." + b64url(b'{"alg":"ES256"}') + ".c2ln"
+    assert federated(http, nested).status_code == 401
+    nested_claims = b64url(b'{"alg":"ES256"}') + "." + b64url(b"[" * 3000) + ".c2ln"
+    assert federated(http, nested_claims).status_code == 401
+
+
+def test_many_stars_match_in_linear_time() -> None:
+    started = time.monotonic()
+    assert not federation.subject_matches("repo:acme/app:ref:refs/heads/*-*-*-*-*-*x",
+                                          "repo:acme/app:ref:refs/heads/" + "-" * 5000)
+    assert federation.subject_matches("repo:acme/app:ref:refs/heads/*-*-*-*-*-*x",
+                                      "repo:acme/app:ref:refs/heads/" + "-" * 5000 + "x")
+    assert time.monotonic() - started < 1.0

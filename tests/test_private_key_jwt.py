@@ -559,3 +559,63 @@ def test_a_misbehaving_jwks_uri_gives_no_keys(uri_client, jwks_server, http, mis
     assert response.status_code == 503, response.content
     if misbehaviour == "redirect":
         assert jwks_server.hits() == 1  # the redirect was not followed
+
+
+@pytest.fixture
+def dripping_url():
+    """A server that answers one byte every 0.3 s, forever (until the test ends)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            with connection:
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+                    if stop.wait(0.3):
+                        break
+                    try:
+                        connection.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/jwks"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_a_dripping_jwks_uri_is_given_up_on_after_2_s(make_client, http, dripping_url) -> None:
+    """requests' timeout bounds each read; the fetch as a whole must stop at 2 s too."""
+    make_client(client_id="signer", token_endpoint_auth_method="private_key_jwt", jwks_uri=dripping_url)
+    started = time.monotonic()
+    response = token_request(http, assertion(new_key("ES256")))
+    assert time.monotonic() - started < 2 + 1.0
+    assert response.status_code == 503
+
+
+def test_withdrawn_keys_are_dropped_and_stale_ones_expire(uri_client, jwks_server, http, monkeypatch) -> None:
+    assert token_request(http, uri_assertion(jwks_server)).status_code == 200
+    start = time.monotonic()
+    # Unreachable for more than a day: the cached keys are no longer trusted.
+    monkeypatch.setattr(remote_keys.time, "monotonic", lambda: start + remote_keys.MAX_STALE_SECONDS + 600)
+    with jwks_server.down():
+        assert token_request(http, uri_assertion(jwks_server)).status_code == 503
+    remote_keys.reset()
+    monkeypatch.setattr(remote_keys.time, "monotonic", lambda: start)
+    assert token_request(http, uri_assertion(jwks_server)).status_code == 200
+    # A 404 withdraws them at once.
+    monkeypatch.setattr(remote_keys.time, "monotonic", lambda: start + 400)
+    jwks_server.fail(404)
+    assert token_request(http, uri_assertion(jwks_server)).status_code == 503

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +181,10 @@ def verify_proof(header: str | None, *, method: str, path: str, now: float | Non
     if not isinstance(htu, str) or normalized_url(htu) != endpoint_url(path):
         raise _fail("htu is not this endpoint's URL")
     iat = claims.get("iat")
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or abs(now - iat) > IAT_WINDOW_SECONDS:
+    if (
+        isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat)
+        or abs(now - iat) > IAT_WINDOW_SECONDS
+    ):
         raise _fail("iat is not within 60 s of now")
     if settings.DPOP_NONCE and not nonce_is_fresh(claims.get("nonce"), now):
         raise UseDPoPNonceError(nonce=current_nonce(now))

@@ -23,14 +23,12 @@ client's identity never matches, whatever the ``sub``: only this client's are re
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -61,25 +59,54 @@ class Workload:
     subject: str
 
 
+# The SPIFFE ID of the SPIFFE-ID spec §2: a lower-case trust domain, a path of segments of
+# letters, digits and . - _, nothing else (no port, user info, query or fragment).
+_SPIFFE_ID = re.compile(r"spiffe://([a-z0-9._-]{1,255})((?:/[A-Za-z0-9._-]+)+)")
+
+
+def trust_domain(spiffe_id: str) -> str | None:
+    """``spiffe://<trust domain>`` of a well-formed SPIFFE ID, else ``None``."""
+    match = _SPIFFE_ID.fullmatch(spiffe_id)
+    if match is None or set(match.group(2).split("/")) & {".", ".."}:
+        return None
+    return SPIFFE_SCHEME + match.group(1)
+
+
 def issuer_of(assertion: Assertion) -> str | None:
     """The token's ``iss``; for a SPIFFE JWT-SVID without one, ``spiffe://<trust domain of sub>``."""
     if assertion.issuer is not None:
         return assertion.issuer
     subject = assertion.subject
-    if subject is not None and subject.startswith(SPIFFE_SCHEME):
-        domain = urlsplit(subject).hostname
-        return f"{SPIFFE_SCHEME}{domain}" if domain else None
-    return None
+    return trust_domain(subject) if subject is not None else None
 
 
-@functools.lru_cache(maxsize=4096)
-def _pattern(subject: str) -> re.Pattern[str]:
-    """An identity's subject: exact, or with ``*`` matching one or more characters other than ``:``."""
-    return re.compile("[^:]+".join(re.escape(part) for part in subject.split("*")))
+def _glob(pattern: str, text: str) -> bool:
+    """``pattern``'s ``*`` matches one or more characters of ``text`` (which holds no ``:``).
+
+    Leftmost matching of the literal pieces in turn is exact for such patterns and linear in
+    the text, where a regular expression with several stars can backtrack for seconds.
+    """
+    pieces = pattern.split("*")
+    if len(pieces) == 1:
+        return pattern == text
+    head, *middle, tail = pieces
+    if not text.startswith(head):
+        return False
+    at = len(head)
+    for piece in middle:
+        found = text.find(piece, at + 1)  # the star before it takes at least one character
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return text.endswith(tail) and len(text) - len(tail) >= at + 1
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
-    return _pattern(pattern).fullmatch(subject) is not None
+    """An identity's subject: exact, or with ``*`` matching one or more characters other than ``:``."""
+    pattern_parts, subject_parts = pattern.split(":"), subject.split(":")
+    return len(pattern_parts) == len(subject_parts) and all(
+        _glob(part, text) for part, text in zip(pattern_parts, subject_parts, strict=True)
+    )
 
 
 def claim(claims: Mapping[str, Any], name: str) -> Any:
@@ -147,6 +174,8 @@ def authenticate(assertion: Assertion, *, client: ClientRecord) -> Workload:
     subject = assertion.subject
     if subject is None:
         raise AssertionRejected("no sub")
+    if issuer.issuer.startswith(SPIFFE_SCHEME) and trust_domain(subject) != issuer.issuer:
+        raise AssertionRejected("sub is not a SPIFFE ID of the issuer's trust domain")
     for identity in mine:
         if subject_matches(identity["subject"], subject) and claims_match(identity.get("claims") or {}, claims):
             return Workload(trusted_issuer=issuer.name, subject=subject)

@@ -95,7 +95,7 @@ def parse(token: str) -> Assertion:
         raise AssertionRejected("malformed assertion")
     try:
         header, claims = _segment(parts[0]), _segment(parts[1])
-    except (ValueError, UnicodeError, binascii.Error):
+    except (ValueError, UnicodeError, binascii.Error, RecursionError):  # nesting deep enough to recurse: hostile
         raise AssertionRejected("malformed assertion") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise AssertionRejected("malformed assertion")
@@ -153,11 +153,16 @@ def check_signature(assertion: Assertion, keys: tuple[PublicKey, ...], *, allowe
     raise AssertionRejected("bad signature")
 
 
+# NumericDate (RFC 7519 §2) as far as it can sensibly go: up to the year 36812.
+_MAX_NUMERIC_DATE = 2**40
+
+
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
+    """A NumericDate claim, or ``None``; JSON's NaN and Infinity, huge or negative ones are refused."""
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _MAX_NUMERIC_DATE:
         raise AssertionRejected(f"{name} is not a number")
     return float(value)
 

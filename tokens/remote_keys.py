@@ -7,8 +7,9 @@ to reach elsewhere), at most 64 KiB read.  A set is cached for its ``Cache-Contr
 ``max-age``, kept between 1 minute and 24 hours (5 minutes without one).  An unknown
 ``kid`` refetches at once, then at most once per 30 s per URL while kids stay unknown, so
 a flood of made-up kids is not turned into outbound traffic.  While a URL is unreachable
-its cached keys keep working; a URL that has never answered is retried at most every few
-seconds, so callers are not each made to wait for the timeout.
+its cached keys keep working, for at most 24 hours after they were fetched, and never after
+it answers 404 or 410 (the keys were withdrawn); a URL that has never answered is retried at
+most every few seconds, so callers are not each made to wait for the timeout.
 
 These are public keys, not security state: each process caches its own, like the
 signing keys' JWKS (``tokens.keys``).  Used ``jti``s, which are, live in
@@ -19,9 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import requests
@@ -39,11 +43,17 @@ UNKNOWN_KID_REFETCH_SECONDS = 30
 RETRY_SECONDS_WITH_KEYS = 30
 RETRY_SECONDS_WITHOUT_KEYS = 5
 MAX_URLS = 10_000
+# While a URL fails, its keys stay in use this long after they were fetched, no longer.
+MAX_STALE_SECONDS = 24 * 3600
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 
 
 class FetchFailed(Exception):
     """The document could not be had; the message (no document content) says why."""
+
+
+class KeysGone(FetchFailed):
+    """The URL answered 404 or 410: whatever was cached from it must no longer be trusted."""
 
 
 class KeysUnavailable(Exception):
@@ -55,6 +65,7 @@ class _Entry:
     keys: tuple[PublicKey, ...] | None  # None: never fetched successfully
     fresh_until: float
     unknown_kid_refetch_at: float = field(default=-float("inf"))
+    fetched_at: float = 0.0  # when ``keys`` were last fetched
 
 
 _lock = threading.Lock()
@@ -81,35 +92,66 @@ def cache_seconds(cache_control: str | None) -> int:
     return DEFAULT_CACHE_SECONDS
 
 
-def fetch_json(url: str) -> tuple[object, int]:
-    """GET ``url`` as JSON within the limits; return the document and its cache lifetime.
+class _Fetchers:
+    """A few threads per process that do the fetching, so the caller can stop waiting at the
+    deadline whatever the remote does (``requests``' timeout bounds each read, not the whole:
+    a server dripping a byte a second, or a slow DNS answer, would hold the caller).  Made
+    on first use in each process, never inherited across gunicorn's fork."""
 
-    Raises ``FetchFailed``.
-    """
-    deadline = time.monotonic() + TIMEOUT_SECONDS
+    def __init__(self) -> None:
+        self.pid = -1
+        self.pool: ThreadPoolExecutor | None = None
+
+    def submit(self, url: str, deadline: float) -> Future[tuple[bytes, int]]:
+        with _lock:
+            if self.pool is None or self.pid != os.getpid():
+                self.pool, self.pid = ThreadPoolExecutor(max_workers=4, thread_name_prefix="remote-keys"), os.getpid()
+            return self.pool.submit(_get, url, deadline)
+
+
+_fetchers = _Fetchers()
+
+
+def _get(url: str, deadline: float) -> tuple[bytes, int]:
+    """The fetch itself, in a fetcher thread: it too gives up at the deadline once data flows."""
     try:
         with _session.get(
             url, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True,
             headers={"Accept": "application/json, application/jwk-set+json"},
         ) as response:
+            if response.status_code in (404, 410):
+                raise KeysGone(f"HTTP {response.status_code}")
             if response.status_code != 200:
                 raise FetchFailed(f"HTTP {response.status_code}")
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > MAX_JWKS_BYTES:
                 raise FetchFailed(f"larger than {MAX_JWKS_BYTES} bytes")
             body = bytearray()
-            for chunk in response.iter_content(chunk_size=8192):
+            for chunk in response.iter_content(chunk_size=1024):
                 body += chunk
                 if len(body) > MAX_JWKS_BYTES:
                     raise FetchFailed(f"larger than {MAX_JWKS_BYTES} bytes")
                 if time.monotonic() > deadline:
                     raise FetchFailed(f"slower than {TIMEOUT_SECONDS:g} s")
-            lifetime = cache_seconds(response.headers.get("Cache-Control"))
+            return bytes(body), cache_seconds(response.headers.get("Cache-Control"))
     except requests.RequestException as error:
         raise FetchFailed(type(error).__name__) from None
+
+
+def fetch_json(url: str) -> tuple[object, int]:
+    """GET ``url`` as JSON within the limits, 2 s in all (DNS, connection, headers and body);
+    return the document and its cache lifetime.  Raises ``FetchFailed`` (``KeysGone`` for
+    a 404 or 410: the keys were withdrawn)."""
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    future = _fetchers.submit(url, deadline)
     try:
-        return json.loads(bytes(body)), lifetime
-    except ValueError:
+        body, lifetime = future.result(timeout=TIMEOUT_SECONDS)
+    except FutureTimeout:
+        future.cancel()
+        raise FetchFailed(f"slower than {TIMEOUT_SECONDS:g} s") from None
+    try:
+        return json.loads(body), lifetime
+    except (ValueError, RecursionError):
         raise FetchFailed("not JSON") from None
 
 
@@ -126,12 +168,14 @@ def _refresh(url: str, entry: _Entry | None, now: float) -> _Entry:
     try:
         keys, lifetime = _fetch_keys(url)
     except FetchFailed as error:
-        cached = entry.keys if entry is not None else None
+        cached, fetched_at = (entry.keys, entry.fetched_at) if entry is not None else (None, 0.0)
+        if isinstance(error, KeysGone) or now - fetched_at > MAX_STALE_SECONDS:
+            cached = None  # withdrawn, or too old to trust any longer
         log.warning("JWK Set not fetched: url=%s reason=%s cached_keys=%s", url, error, cached is not None)
         retry = RETRY_SECONDS_WITH_KEYS if cached is not None else RETRY_SECONDS_WITHOUT_KEYS
-        fresh = _Entry(keys=cached, fresh_until=now + retry)
+        fresh = _Entry(keys=cached, fresh_until=now + retry, fetched_at=fetched_at)
     else:
-        fresh = _Entry(keys=keys, fresh_until=now + lifetime)
+        fresh = _Entry(keys=keys, fresh_until=now + lifetime, fetched_at=now)
     if entry is not None:
         fresh.unknown_kid_refetch_at = entry.unknown_kid_refetch_at
     with _lock:
