@@ -213,3 +213,62 @@ def test_a_dpop_bound_token_is_refused_as_a_bearer_token(make_client, http) -> N
     assert response.headers["WWW-Authenticate"].startswith('DPoP realm="authserver", error="invalid_token", algs="')
     plain = token(http, secret, None).json()["access_token"]
     assert http.get("/client", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 200
+
+
+# --- our own APIs (RFC 9449 §7) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def bound(make_client, http):
+    """A DPoP-bound token with clients:read, and the key it is bound to."""
+    _, secret = make_client(client_id="svc", allowed_scopes=["clients:read"])
+    key = new_key("ES256")
+    access = token(http, secret, proof(key)).json()["access_token"]
+    return access, key
+
+
+def api_get(http, access: str, dpop_proof: str | None, *, path: str = "/client", scheme: str = "DPoP") -> Any:
+    headers = {"HTTP_AUTHORIZATION": f"{scheme} {access}"}
+    if dpop_proof is not None:
+        headers["HTTP_DPOP"] = dpop_proof
+    return http.get(path, **headers)
+
+
+def resource_proof(key: SigningKey, access: str, *, htm: str = "GET", htu: str = f"{ISSUER}/client", **kw: Any) -> str:
+    return proof(key, htm=htm, htu=htu, ath=kw.pop("ath", dpop.access_token_hash(access)), **kw)
+
+
+def test_the_management_api_takes_a_dpop_bound_token_with_its_proof(bound, http) -> None:
+    access, key = bound
+    response = api_get(http, access, resource_proof(key, access))
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["no-proof", "other-token", "other-method", "other-url", "other-key", "replayed", "no-ath", "bearer-scheme"],
+)
+def test_the_management_api_refuses_a_wrong_proof(bound, http, make_client, case) -> None:
+    access, key = bound
+    good = resource_proof(key, access)
+    if case == "replayed":
+        assert api_get(http, access, good).status_code == 200
+    dpop_proof = {
+        "no-proof": None,
+        "other-token": resource_proof(key, access, ath=dpop.access_token_hash(access + "x")),
+        "other-method": resource_proof(key, access, htm="POST"),
+        "other-url": resource_proof(key, access, htu=f"{ISSUER}/tenant"),
+        "other-key": resource_proof(new_key("ES256"), access),
+        "replayed": good,
+        "no-ath": resource_proof(key, access, ath=None),
+        "bearer-scheme": good,
+    }[case]
+    response = api_get(http, access, dpop_proof, scheme="Bearer" if case == "bearer-scheme" else "DPoP")
+    assert response.status_code == 401, response.content
+    assert response.headers["WWW-Authenticate"].startswith('DPoP realm="authserver", error="invalid_token"')
+
+
+def test_a_plain_bearer_token_is_not_a_dpop_token(make_client, http) -> None:
+    _, secret = make_client(client_id="svc", allowed_scopes=["clients:read"])
+    plain = token(http, secret, None).json()["access_token"]
+    assert api_get(http, plain, resource_proof(new_key(), plain)).status_code == 401

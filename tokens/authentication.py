@@ -21,13 +21,15 @@ from typing import Any
 
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.exceptions import APIException, AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from clients.jwks import SIGNING_ALGORITHMS
 from clients.models import Client
 from clients.registry import ClientRecord
+from tokens import dpop
+from tokens.errors import ServiceUnavailableError
 from tokens.verification import InvalidToken, VerifiedToken, verify_bearer
 
 log = logging.getLogger("authserver.bearer")
@@ -66,6 +68,8 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[TokenUser, VerifiedToken] | None:
         scheme, _, token = get_authorization_header(request).partition(b" ")
+        if scheme.lower() == b"dpop":
+            return self._authenticate_dpop(request, token)
         if scheme.lower() != b"bearer":
             return None
         request._bearer_error = "invalid_token"  # type: ignore[attr-defined]
@@ -82,6 +86,29 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("This access token is DPoP-bound; present it with a DPoP proof.")
         return TokenUser(verified.client), verified
 
+    def _authenticate_dpop(self, request: Request, token: bytes) -> tuple[TokenUser, VerifiedToken]:
+        """``Authorization: DPoP <token>`` with a ``DPoP`` proof of this request (RFC 9449 §7.1):
+        its ``htm``, ``htu`` and ``ath``, by the key the token is bound to."""
+        request._bearer_error = "invalid_token"  # type: ignore[attr-defined]
+        request._bearer_dpop = True  # type: ignore[attr-defined]
+        try:
+            access_token = token.strip().decode("ascii")
+            verified = verify_bearer(access_token, audience=self.audience, now=timezone.now())
+            proof = dpop.verify_proof(
+                request.META.get("HTTP_DPOP"), method=request.method or "", path=request.path_info,
+                access_token=access_token,
+            )
+        except (InvalidToken, UnicodeDecodeError, dpop.InvalidDPoPProofError, dpop.UseDPoPNonceError) as error:
+            log.info("DPoP token refused: %s", getattr(error, "description", None) or error)
+            raise AuthenticationFailed("The DPoP-bound access token or its proof is invalid.") from None
+        except ServiceUnavailableError:
+            raise ProofCheckUnavailable() from None
+        cnf = verified.claims.get("cnf")
+        if proof is None or not isinstance(cnf, dict) or cnf.get("jkt") != proof.jkt:
+            log.info("DPoP token refused: %s", "no proof" if proof is None else "proof by another key")
+            raise AuthenticationFailed("The DPoP-bound access token or its proof is invalid.")
+        return TokenUser(verified.client), verified
+
     def authenticate_header(self, request: Request) -> str:
         error = getattr(request, "_bearer_error", None)
         challenge = f'Bearer realm="{REALM}"' + (f', error="{error}"' if error else "")
@@ -89,6 +116,14 @@ class BearerTokenAuthentication(BaseAuthentication):
             # RFC 9449 §7.1: say which scheme and algorithms would be accepted.
             challenge = f'DPoP realm="{REALM}", error="invalid_token", algs="{" ".join(SIGNING_ALGORITHMS)}"'
         return challenge
+
+
+class ProofCheckUnavailable(APIException):
+    """503: the shared state that records used DPoP proofs cannot be reached, so single use is unprovable."""
+
+    status_code = 503
+    default_detail = "DPoP proofs cannot be checked now; retry shortly."
+    default_code = "temporarily_unavailable"
 
 
 class InsufficientScope(PermissionDenied):

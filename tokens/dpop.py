@@ -145,9 +145,19 @@ def _public_key(jwk: object) -> Any:
     return key
 
 
-def verify_proof(header: str | None, *, method: str, path: str, now: float | None = None) -> Proof | None:
+def access_token_hash(token: str) -> str:
+    """``ath`` (RFC 9449 §4.2): base64url of the SHA-256 of the access token's ASCII."""
+    return base64.urlsafe_b64encode(hashlib.sha256(token.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
+
+
+def verify_proof(
+    header: str | None, *, method: str, path: str, now: float | None = None, access_token: str | None = None
+) -> Proof | None:
     """Check the request's ``DPoP`` header (``None`` when there is none); raise
-    ``InvalidDPoPProofError``, ``UseDPoPNonceError`` or ``ServiceUnavailableError``."""
+    ``InvalidDPoPProofError``, ``UseDPoPNonceError`` or ``ServiceUnavailableError``.
+
+    With ``access_token`` (a protected resource, §7.1) the proof's ``ath`` must be its hash.
+    """
     if header is None:
         return None
     now = time.time() if now is None else now
@@ -186,6 +196,8 @@ def verify_proof(header: str | None, *, method: str, path: str, now: float | Non
         or abs(now - iat) > IAT_WINDOW_SECONDS
     ):
         raise _fail("iat is not within 60 s of now")
+    if access_token is not None and not hmac.compare_digest(str(claims.get("ath", "")), access_token_hash(access_token)):
+        raise _fail("ath is not the hash of this access token")
     if settings.DPOP_NONCE and not nonce_is_fresh(claims.get("nonce"), now):
         raise UseDPoPNonceError(nonce=current_nonce(now))
     jkt = thumbprint(key.key.as_dict(private=False))
