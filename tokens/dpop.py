@@ -196,7 +196,9 @@ def verify_proof(
         or abs(now - iat) > IAT_WINDOW_SECONDS
     ):
         raise _fail("iat is not within 60 s of now")
-    if access_token is not None and not hmac.compare_digest(str(claims.get("ath", "")), access_token_hash(access_token)):
+    if access_token is not None and not hmac.compare_digest(
+        str(claims.get("ath", "")), access_token_hash(access_token)
+    ):
         raise _fail("ath is not the hash of this access token")
     if settings.DPOP_NONCE and not nonce_is_fresh(claims.get("nonce"), now):
         raise UseDPoPNonceError(nonce=current_nonce(now))
