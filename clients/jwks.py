@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, OKPKey, RSAKey, thumbprint
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 AnyPublicKey = ECKey | RSAKey | OKPKey
 
@@ -98,8 +98,9 @@ def _key(data: object, index: int) -> PublicKey:
         raise InvalidKeySet(f"{where} is not a valid {kty} public key.") from error
     if kty == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
         raise InvalidKeySet(f"{where}: an RSA key must have at least {MIN_RSA_BITS} bits.")
-    public = {name: value for name, value in data.items() if isinstance(name, str)}
-    return PublicKey(kid=kid, algorithms=algorithms, key=key, thumbprint=thumbprint(public))
+    # RFC 7638 over the required members only (joserfc's ``thumbprint()`` function hashes every
+    # member it is given, kid and alg included; the key's own method does it right).
+    return PublicKey(kid=kid, algorithms=algorithms, key=key, thumbprint=key.thumbprint())
 
 
 def parse_key_set(value: object, *, strict: bool = True) -> tuple[PublicKey, ...]:
@@ -221,20 +222,22 @@ def key_set_from_pem(text: str) -> dict[str, Any]:
                 public_key = load_pem_public_key(pem)
         except ValueError:
             raise InvalidKeySet("A PEM block is not a public key or certificate.") from None
-        data = _jwk_of(public_key)
-        data["kid"] = thumbprint(data)
+        data, print_ = _jwk_of(public_key)
+        data["kid"] = print_
         keys.append(data)
     if not keys:
         raise InvalidKeySet("No PEM public key found.")
     return {"keys": keys}
 
 
-def _jwk_of(public_key: Any) -> dict[str, Any]:
+def _jwk_of(public_key: Any) -> tuple[dict[str, Any], str]:
+    """The JWK of a ``cryptography`` public key, and its RFC 7638 thumbprint."""
     for key_class in _KEY_CLASSES.values():
         try:
-            return dict(key_class.import_key(public_key).as_dict(private=False))
+            key = key_class.import_key(public_key)
         except (JoseError, ValueError, TypeError):
             continue
+        return dict(key.as_dict(private=False)), key.thumbprint()
     raise InvalidKeySet("The PEM key is not an EC, RSA or Ed25519 key.")
 
 

@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from joserfc.jwk import thumbprint
 
 from tests.conftest import ISSUER, TOKEN_PATHS, basic, jwks_verify, post_token
+from tests.test_keys import rfc7638_thumbprint
 from tests.workload_issuer import SigningKey, new_key
 from tokens import dpop
 
@@ -36,7 +36,8 @@ def _without_jti(key: SigningKey) -> str:
 
 
 def jkt(key: SigningKey) -> str:
-    return thumbprint(key.public_jwk(alg=False, use=None))
+    # The proof's jwk carries a kid too, which RFC 7638 leaves out of the hash.
+    return rfc7638_thumbprint(key.public_jwk(alg=False, use=None))
 
 
 @pytest.fixture

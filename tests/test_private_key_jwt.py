@@ -619,3 +619,13 @@ def test_withdrawn_keys_are_dropped_and_stale_ones_expire(uri_client, jwks_serve
     monkeypatch.setattr(remote_keys.time, "monotonic", lambda: start + 400)
     jwks_server.fail(404)
     assert token_request(http, uri_assertion(jwks_server)).status_code == 503
+
+
+def test_the_admin_thumbprint_is_rfc_7638(db) -> None:
+    """Over the required members alone: a kid, alg or use in the registered JWK changes nothing."""
+    from clients.jwks import describe
+    from tests.test_keys import rfc7638_thumbprint
+
+    signing = new_key("RS256", kid="named")
+    ((kid, kind, thumbprint),) = describe(jwk_set(signing))
+    assert (kid, kind, thumbprint) == ("named", "RSA 2048", rfc7638_thumbprint(signing.public_jwk()))

@@ -35,7 +35,6 @@ from django.conf import settings
 from django.db import DatabaseError
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import thumbprint
 from joserfc.jws import JWSRegistry
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from redis.exceptions import RedisError
@@ -202,7 +201,7 @@ def verify_proof(
         raise _fail("ath is not the hash of this access token")
     if settings.DPOP_NONCE and not nonce_is_fresh(claims.get("nonce"), now):
         raise UseDPoPNonceError(nonce=current_nonce(now))
-    jkt = thumbprint(key.key.as_dict(private=False))
+    jkt = key.thumbprint
     try:
         first = shared_state().add_once(
             hashed("dpop-jti", f"{jkt}\x00{jti}"), until=float(iat) + IAT_WINDOW_SECONDS + 1, now=now
