@@ -124,3 +124,55 @@ def test_api_key_curl_example_runs_as_written(live_server, transactional_db, mak
     }
     assert set(active) == {"active", "token_type", "scope", "client_id", "sub", "exp", "iat"}
     assert (revoked, inactive) == ({}, {"active": False})
+
+
+@pytest.fixture
+def dpop_example(example):
+    code = readme_block("resource-server-dpop-python")
+    exec(compile(code, "README.md", "exec"), example)  # noqa: S102  (continues the block above)
+    return example
+
+
+def test_dpop_example_verifies_a_bound_token_and_its_proof(dpop_example, live_server, transactional_db,
+                                                          make_client):
+    import time
+    import uuid
+
+    from tests.workload_issuer import new_key
+    from tokens.dpop import access_token_hash
+
+    client, secret = make_client(allowed_scopes=["invoices:read"], audiences=["https://api.example.com"])
+    key = new_key("ES256")
+    jwk = key.public_jwk(alg=False, use=None)
+
+    def proof(htm: str, htu: str, **claims) -> str:
+        body = {"jti": str(uuid.uuid4()), "htm": htm, "htu": htu, "iat": int(time.time()), **claims}
+        return key.mint(body, header_overrides={"typ": "dpop+jwt", "jwk": jwk, "kid": None})
+
+    response = requests.post(
+        f"{live_server.url}/oauth/token", data={"grant_type": "client_credentials"},
+        auth=(client.client_id, secret), headers={"DPoP": proof("POST", f"{live_server.url}/oauth/token")},
+        timeout=5,
+    )
+    assert response.json()["token_type"] == "DPoP", response.text
+    token = response.json()["access_token"]
+    url = "https://api.example.com/invoices"
+    good = proof("GET", url, ath=access_token_hash(token))
+    verify = dpop_example["verify_dpop_request"]
+    claims = verify("GET", url, f"DPoP {token}", good, "invoices:read")
+    assert claims["cnf"]["jkt"]
+    with pytest.raises(jwt.InvalidTokenError, match="used before"):
+        verify("GET", url, f"DPoP {token}", good, "invoices:read")
+    with pytest.raises(jwt.InvalidTokenError, match="Authorization: DPoP"):
+        verify("GET", url, f"Bearer {token}", proof("GET", url, ath=access_token_hash(token)), "invoices:read")
+    with pytest.raises(jwt.InvalidTokenError, match="another request"):
+        verify("POST", url, f"DPoP {token}", proof("GET", url, ath=access_token_hash(token)), "invoices:read")
+    with pytest.raises(jwt.InvalidTokenError, match="another token"):
+        verify("GET", url, f"DPoP {token}", proof("GET", url, ath=access_token_hash(token + "x")), "invoices:read")
+    other = new_key("ES256")
+    stolen = other.mint({"jti": "x", "htm": "GET", "htu": url, "iat": int(time.time()),
+                         "ath": access_token_hash(token)},
+                        header_overrides={"typ": "dpop+jwt", "jwk": other.public_jwk(alg=False, use=None),
+                                          "kid": None})
+    with pytest.raises(jwt.InvalidTokenError, match="another key"):
+        verify("GET", url, f"DPoP {token}", stolen, "invoices:read")
