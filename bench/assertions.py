@@ -10,6 +10,13 @@ prefix per signer and a serial number), since the server accepts each one once. 
 A workload token (``WorkloadTokenIssuer``) is a Kubernetes service-account token from a
 cluster the server trusts with a static JWK Set; it is reusable until it expires, so one made
 in setup is sent by every request.
+
+A DPoP proof (``DPoPProver``, RFC 9449 §4.2) is an ES256 JWS with ``typ: dpop+jwt`` and the
+client's EC P-256 public key in its ``jwk`` header, claims ``jti`` (unique: a random prefix per
+prover and a serial number, since the server records each), ``htm`` POST, ``htu`` the token
+endpoint under the server's ISSUER and ``iat`` now.  The server accepts a proof only while its
+``iat`` is within ``DPOP_IAT_WINDOW_SECONDS`` of its own clock, so proofs are signed right before
+each wrk run (still never inside it).
 """
 
 from __future__ import annotations
@@ -149,3 +156,31 @@ class WorkloadTokenIssuer:
         """``form`` with ``client_id`` and the workload's token as a jwt-bearer client assertion."""
         return (f"{form}&client_id={quote(client_id, safe='')}"
                 f"&client_assertion_type={quote(ASSERTION_TYPE, safe='')}&client_assertion={token}")
+
+
+# --- DPoP proofs (RFC 9449) --------------------------------------------------------------
+
+# The server's IAT_WINDOW_SECONDS (tokens/dpop.py): a proof is accepted while |now - iat| <= 60 s.
+DPOP_IAT_WINDOW_SECONDS = 60
+
+
+class DPoPProver:
+    """One client's DPoP key (EC P-256, ES256) and its proofs for ``POST url``; no two share a ``jti``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self._key.public_key().public_numbers()
+        jwk = {"kty": "EC", "crv": "P-256",
+               "x": _b64(numbers.x.to_bytes(32, "big")), "y": _b64(numbers.y.to_bytes(32, "big"))}
+        self._header = _json_b64({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk})
+        self._jti_prefix = secrets.token_hex(8)
+        self._serial = itertools.count(1)
+
+    def proof(self, now: int | None = None) -> str:
+        """A fresh proof, the value of one request's ``DPoP`` header."""
+        issued = int(time.time()) if now is None else now
+        claims = {"jti": f"{self._jti_prefix}-{next(self._serial)}", "htm": "POST", "htu": self.url, "iat": issued}
+        signing_input = f"{self._header}.{_json_b64(claims)}"
+        r, s = decode_dss_signature(self._key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"

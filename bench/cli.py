@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import procstat, report, servers
-from bench.load import RequestFiles, Run, measure, require_wrk, run_wrk
+from bench.load import DPOP_MAX_SECONDS, RequestFiles, Run, measure, require_wrk, run_wrk
 from bench.report import MemoryResult
 from bench.servers import ROOT, RunningServer, Target
 
-SERVERS = ("authserver", "private_key_jwt", "federated", "trivial", "dot-plain", "dot-hashed",
+SERVERS = ("authserver", "private_key_jwt", "federated", "dpop", "trivial", "dot-plain", "dot-hashed",
            "introspect-token", "introspect-key", "authserver-postgres", "authserver-registry")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 MEMORY_CONCURRENCY = 8
@@ -44,8 +44,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "stock django-oauth-toolkit, and authserver's introspection of an access token and of an "
                     "API key, each under gunicorn with 2 sync workers, loaded with wrk.",
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server (default 2)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help=f"seconds per run (default 10; at most {DPOP_MAX_SECONDS:.0f} with the dpop row, whose "
+                             "proofs are signed before each run and accepted for 60 s)")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help=f"seconds of warm-up per server (default 2; at most {DPOP_MAX_SECONDS:.0f} with dpop)")
     parser.add_argument("--concurrency", type=_int_list, default=[1, 8, 32],
                         help="comma-separated open connections (default 1,8,32)")
     parser.add_argument("--only", type=_name_list, default=None,
@@ -70,6 +73,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--only authserver-postgres needs --postgres")
     if "authserver-registry" in only and not options.registry:
         parser.error("--only authserver-registry needs --registry N")
+    if "dpop" in (only or SERVERS) and max(options.duration, options.warmup) > DPOP_MAX_SECONDS:
+        parser.error(f"the dpop row takes --duration and --warmup of at most {DPOP_MAX_SECONDS:.0f} s: its proofs "
+                     "are signed before each run and the server accepts each for 60 s after its iat; "
+                     "leave dpop out with --only for longer runs")
     return options
 
 
@@ -119,6 +126,8 @@ def plans(options: argparse.Namespace) -> list[Plan]:
         ("federated", lambda w: nullcontext(servers.federated_target(
             name="federated", database_url=f"sqlite:///{w / 'federated.sqlite3'}",
             jwks_file=w / "federated-cluster-jwks.json"))),
+        ("dpop", lambda w: nullcontext(
+            servers.dpop_target(name="dpop", database_url=f"sqlite:///{w / 'dpop.sqlite3'}"))),
         ("trivial", _fixed(servers.trivial_target)),
         ("dot-plain", lambda w: nullcontext(
             servers.dot_target(name="dot-plain", database=w / "dot-plain.sqlite3", hashed=False))),
@@ -157,8 +166,10 @@ def load_server(server: RunningServer, requests: RequestFiles, options: argparse
         run = measure(server, requests_file, concurrency=concurrency, seconds=options.duration)
         if server.pids() != workers:
             say(f"  warning: {server.target.name} restarted a worker during the run; CPU figures are low")
+        signed = f"  ({requests.signed[0]:,} single-use requests signed in {requests.signed[1]:.1f} s before)" \
+            if requests.signed else ""
         say(f"  c={concurrency:<3} {run.requests_per_second:>9.1f} req/s  p99 {run.p99_ms:.2f} ms  "
-            f"{run.errors} errors  {run.cpu_ms_per_request} CPU ms/req")
+            f"{run.errors} errors  {run.cpu_ms_per_request} CPU ms/req{signed}")
         if run.errors:
             say(f"  errors: {_error_summary(run)}")
         runs.append(run)

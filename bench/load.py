@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import procstat
+from bench.assertions import DPOP_IAT_WINDOW_SECONDS
 from bench.servers import RunningServer, Target
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "token_request.lua"
@@ -30,6 +31,14 @@ IDLE_TIMEOUT_SECONDS = 120.0
 # a slice of its own with room for serving more than its even share.
 UNIQUE_RATE_CEILING = 4500
 UNIQUE_THREAD_MARGIN = 1.25
+# DPoP: every proof of a run is signed (its iat) before the run and must still be within the
+# server's 60 s of iat when the run's last request arrives.  Signing takes about a third of a
+# second per second of run (4,500 req/s with room per thread); wait_until_idle and wrk's start
+# (reading the slices) take a few more, so runs (and warm-ups) of at most this long fit.
+DPOP_MAX_SECONDS = 30.0
+DPOP_START_ALLOWANCE_SECONDS = 5.0
+# Sent by a DPoP thread that has run out, as its DPoP header: not a JWT, so refused (400).
+DPOP_EXHAUSTED = "exhausted"
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,10 @@ def _lua_headers(headers: dict[str, str]) -> str:
     return ", ".join(f"[{_lua_string(name)}] = {_lua_string(value)}" for name, value in headers.items())
 
 
+def _lua_expect(target: Target) -> str:
+    return "{" + ", ".join(_lua_string(item) for item in target.expected) + "}"
+
+
 def wrk_threads(concurrency: int) -> int:
     return min(concurrency, 2)
 
@@ -113,7 +126,7 @@ def wrk_seconds(seconds: float) -> int:
 
 def write_requests(target: Target, path: Path) -> Path:
     """The Lua table of token requests wrk cycles through: one per credential."""
-    lines = [f"return {{path = {_lua_string(target.token_path)}, expect = {_lua_string(target.expect)}, requests = {{"]
+    lines = [f"return {{path = {_lua_string(target.token_path)}, expect = {_lua_expect(target)}, requests = {{"]
     for credential in target.credentials:
         headers = _lua_headers(target.headers(credential))
         lines.append(f"  {{headers = {{{headers}}}, body = {_lua_string(target.body)}}},")
@@ -132,24 +145,35 @@ def unique_requests_per_thread(*, concurrency: int, seconds: float, limit: int =
     return math.ceil(UNIQUE_RATE_CEILING * wrk_seconds(seconds) * share) + concurrency + 16
 
 
-def write_unique_requests(target: Target, path: Path, *, threads: int, per_thread: int) -> list[Path]:
-    """A requests file whose every request is used once: ``path`` (Lua) names one file of
-    bodies per wrk thread, ``per_thread`` lines each, each body with its own fresh assertion.
-    A thread sends its own lines in order and stops when they run out (an error), so no two
-    threads or connections ever send the same assertion.  Returns the files written."""
-    assert target.signer is not None
+def write_unique_requests(target: Target, path: Path, *, threads: int, per_thread: int, now: int) -> list[Path]:
+    """A requests file whose every request is used once: ``path`` (Lua) names one file per wrk
+    thread, ``per_thread`` lines each: with a signer, each line a body with its own fresh
+    assertion; with a prover (DPoP), each line a fresh proof, the ``DPoP`` header of the one
+    fixed body.  Everything is signed with ``iat`` ``now``.  A thread sends its own lines in order
+    and stops when they run out (an error), so no two threads or connections ever send the same
+    assertion or proof.  Returns the files written."""
+    assert target.single_use
     slices = [path.with_name(f"{path.stem}-t{index}.txt") for index in range(1, threads + 1)]
-    now = int(time.time())
     for slice_path in slices:
         with slice_path.open("w") as out:
             for _ in range(per_thread):
-                out.write(target.signer.body(target.body, now) + "\n")
+                if target.prover is not None:
+                    out.write(target.prover.proof(now) + "\n")
+                else:
+                    assert target.signer is not None
+                    out.write(target.signer.body(target.body, now) + "\n")
     headers = _lua_headers(target.headers(target.credentials[0]))
-    path.write_text(
-        f"return {{path = {_lua_string(target.token_path)}, headers = {{{headers}}},\n"
+    if target.prover is not None:
+        # Sent by a thread that has run out: an invalid proof, refused (400), so nothing is replayed.
+        line = (f"  body = {_lua_string(target.body)}, line_header = \"DPoP\", "
+                f"exhausted = {_lua_string(DPOP_EXHAUSTED)},\n")
+    else:
         # Sent by a thread that has run out: no credentials, so it cannot replay anything (401).
-        f"  exhausted = {_lua_string(target.body)},\n"
-        f"  slices = {{{', '.join(_lua_string(str(item)) for item in slices)}}}}}\n"
+        line = f"  exhausted = {_lua_string(target.body)},\n"
+    path.write_text(
+        f"return {{path = {_lua_string(target.token_path)}, headers = {{{headers}}}, expect = {_lua_expect(target)},\n"
+        + line
+        + f"  slices = {{{', '.join(_lua_string(str(item)) for item in slices)}}}}}\n"
     )
     return [path, *slices]
 
@@ -158,27 +182,41 @@ class RequestFiles:
     """The requests file wrk reads for each run against one target.
 
     With a secret, one file written once that every run cycles through. With a signer
-    (private_key_jwt), new files before each run, sized for it (setup, outside the timed
-    run), the previous run's deleted: an assertion is accepted once, so none is reused
-    across runs, threads or connections.
+    (private_key_jwt) or a prover (DPoP), new files before each run, sized for it (setup,
+    outside the timed run), the previous run's deleted: an assertion or a proof is accepted
+    once, so none is reused across runs, threads or connections.  A DPoP proof is accepted
+    only within 60 s of its ``iat`` too: a run that could not end in time fails here, before it.
     """
 
     def __init__(self, target: Target, path: Path) -> None:
         self.target = target
         self.path = path
         self._written: list[Path] = []
-        if target.signer is None:
+        # The last run's single-use requests: how many, and the seconds it took to sign them.
+        self.signed: tuple[int, float] | None = None
+        if not target.single_use:
             write_requests(target, path)
 
     def for_run(self, *, concurrency: int, seconds: float, limit: int = 0) -> Path:
-        if self.target.signer is None:
+        if not self.target.single_use:
             return self.path
         for old in self._written:
             old.unlink(missing_ok=True)
-        self._written = write_unique_requests(
-            self.target, self.path, threads=wrk_threads(concurrency),
-            per_thread=unique_requests_per_thread(concurrency=concurrency, seconds=seconds, limit=limit),
-        )
+        now, began = int(time.time()), time.monotonic()
+        threads = wrk_threads(concurrency)
+        per_thread = unique_requests_per_thread(concurrency=concurrency, seconds=seconds, limit=limit)
+        self._written = write_unique_requests(self.target, self.path, threads=threads, per_thread=per_thread, now=now)
+        self.signed = (threads * per_thread, time.monotonic() - began)
+        if self.target.prover is not None:
+            signed = time.time() - now  # from iat (rounded down) to the end of signing
+            needed = signed + wrk_seconds(seconds) + DPOP_START_ALLOWANCE_SECONDS
+            if needed > DPOP_IAT_WINDOW_SECONDS:
+                raise RuntimeError(
+                    f"{self.target.name}: proofs signed {signed:.1f} s before a {wrk_seconds(seconds)} s run "
+                    f"(+{DPOP_START_ALLOWANCE_SECONDS:.0f} s to start) would be older than the server's "
+                    f"{DPOP_IAT_WINDOW_SECONDS} s iat window by its end; use --duration and --warmup of at most "
+                    f"{DPOP_MAX_SECONDS:.0f} s for the dpop row"
+                )
         return self.path
 
 

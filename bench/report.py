@@ -124,6 +124,7 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
         found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors", "not measured", None))
     found.append(private_key_jwt_check(runs))
     found.append(federated_check(runs))
+    found.append(dpop_check(runs))
     for server, what in (("introspect-token", "tokens"), ("introspect-key", "API keys")):
         run = _find(runs, server, REFERENCE_CONCURRENCY)
         found.append(Check(
@@ -157,6 +158,13 @@ def federated_check(runs: Sequence[Run]) -> Check:
     trusted issuer's static keys and the client's identity) against the secret path of the same run,
     and no errors at any concurrency."""
     return _against_secret(runs, "federated")
+
+
+def dpop_check(runs: Sequence[Run]) -> Check:
+    """DPoP (the secret path's request plus an ES256 proof per request, verified and its jti
+    recorded, the token bound to its key) against the secret path of the same run, and no errors
+    at any concurrency."""
+    return _against_secret(runs, "dpop")
 
 
 def _against_secret(runs: Sequence[Run], server: str) -> Check:

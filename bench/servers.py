@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from bench import procstat
-from bench.assertions import AssertionSigner, WorkloadTokenIssuer
+from bench.assertions import AssertionSigner, DPoPProver, WorkloadTokenIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -64,12 +64,24 @@ class Target:
     # False: the client authenticates in the body alone (federation: ``body`` holds client_id
     # and a reusable workload token), no Authorization header.
     basic_auth: bool = True
-    # What every good answer's body holds (the Lua script counts any other answer as an error).
-    expect: str = '"access_token"'
+    # What every good answer's body holds, each of them (the Lua script counts any other answer as an error).
+    expect: str | tuple[str, ...] = '"access_token"'
+    # DPoP: each request is this one (``body``, client_secret_basic) plus its own fresh proof
+    # in a ``DPoP`` header.
+    prover: DPoPProver | None = None
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        return (self.expect,) if isinstance(self.expect, str) else self.expect
+
+    @property
+    def single_use(self) -> bool:
+        """Whether each request may be sent only once (its assertion or its DPoP proof)."""
+        return self.signer is not None or self.prover is not None
 
     def headers(self, credential: Credential) -> dict[str, str]:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -194,6 +206,15 @@ def private_key_jwt_target(*, name: str, database_url: str, jwks_file: Path) -> 
     body = f"grant_type=client_credentials&scope={quote(AUTHSERVER_SCOPE, safe='')}"
     return Target(name, "authserver.wsgi", env, port, "/oauth/token", body,
                   (Credential(PRIVATE_KEY_JWT_CLIENT, ""),), signer=signer)
+
+
+def dpop_target(*, name: str, database_url: str) -> Target:
+    """authserver as ``authserver_target`` (the same client, secret and body), every request with a
+    DPoP proof (RFC 9449) of its own: ES256, a P-256 key, ``htu`` the token endpoint under ISSUER."""
+    target = authserver_target(name=name, database_url=database_url)
+    prover = DPoPProver(target.env["ISSUER"] + target.token_path)
+    return Target(name, target.wsgi, target.env, target.port, target.token_path, target.body,
+                  target.credentials, expect=('"access_token"', '"token_type":"DPoP"'), prover=prover)
 
 
 def _add_trusted_issuer(env: dict[str, str], *, name: str, issuer: str, jwks_file: Path) -> None:
@@ -347,10 +368,13 @@ def check_token_request(target: Target) -> None:
     connection = http.client.HTTPConnection(HOST, target.port, timeout=60)
     try:
         body = target.signer.body(target.body) if target.signer else target.body
-        connection.request("POST", target.token_path, body=body, headers=target.headers(target.credentials[0]))
+        headers = target.headers(target.credentials[0])
+        if target.prover:
+            headers["DPoP"] = target.prover.proof()
+        connection.request("POST", target.token_path, body=body, headers=headers)
         response = connection.getresponse()
         payload = response.read()
     finally:
         connection.close()
-    if response.status != 200 or target.expect.encode() not in payload:
+    if response.status != 200 or not all(expected.encode() in payload for expected in target.expected):
         raise RuntimeError(f"{target.name}: request answered {response.status}: {payload[:500]!r}")

@@ -12,9 +12,13 @@
 -- reads its own FILEi (one body per line) and sends each line once, in order, never wrapping;
 -- a thread that runs out counts an error, stops, and answers wrk's further calls with the
 -- credential-less "exhausted" body (refused, and counted as errors too).
+-- With line_header = NAME and body = BODY (DPoP: each proof is accepted once), each line is
+-- instead the value of header NAME of one request with the fixed BODY, and "exhausted" the
+-- value sent after running out (an invalid proof, refused).
 --
 -- A response is an error unless its status is 2xx and its body holds
--- `expect` ("access_token" for the token endpoint, "active":true for introspection). With LIMIT,
+-- `expect`, a string or each string of a list ("access_token" for the token endpoint,
+-- "active":true for introspection; DPoP also "token_type":"DPoP"). With LIMIT,
 -- each thread stops after LIMIT responses and prints BENCH_LIMIT.
 -- done() prints one line: BENCH_RESULT {json}; latencies in microseconds.
 
@@ -34,11 +38,18 @@ function init(args)
     if file == nil then
       error("no slice of single-use requests for thread " .. thread_index)
     end
-    for body in io.lines(file) do
-      prepared[#prepared + 1] = wrk.format("POST", spec.path, spec.headers, body)
+    local function format(line)
+      if spec.line_header then
+        spec.headers[spec.line_header] = line
+        return wrk.format("POST", spec.path, spec.headers, spec.body)
+      end
+      return wrk.format("POST", spec.path, spec.headers, line)
+    end
+    for line in io.lines(file) do
+      prepared[#prepared + 1] = format(line)
     end
     single_use = true
-    exhausted = wrk.format("POST", spec.path, spec.headers, spec.exhausted)
+    exhausted = format(spec.exhausted)
     position = 0
   else
     for i, r in ipairs(spec.requests) do
@@ -50,6 +61,7 @@ function init(args)
   count = #prepared
   ran_out = false
   expect = spec.expect or '"access_token"'
+  if type(expect) == "string" then expect = {expect} end
   responses = 0
   errors = 0
   first_error = ""
@@ -74,9 +86,16 @@ function request()
   return prepared[position]
 end
 
+local function expected(body)
+  for _, wanted in ipairs(expect) do
+    if not string.find(body, wanted, 1, true) then return false end
+  end
+  return true
+end
+
 function response(status, headers, body)
   responses = responses + 1
-  if status < 200 or status > 299 or not string.find(body or "", expect, 1, true) then
+  if status < 200 or status > 299 or not expected(body or "") then
     errors = errors + 1
     if first_error == "" then
       first_error = tostring(status) .. " " .. string.sub(body or "", 1, 300)
