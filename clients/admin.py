@@ -456,10 +456,7 @@ class ClientAdmin(admin.ModelAdmin):
                     "record": issued.record, "scope": " ".join(issued.record.scopes),
                     "change_url": self._change_url(client), "issuer": settings.ISSUER,
                 }
-                response = render(request, "admin/clients/api_key_reveal.html", context)
-                response["Cache-Control"] = "no-store"
-                response["Pragma"] = "no-cache"
-                return response
+                return _render_once(request, "admin/clients/api_key_reveal.html", context)
         return self._action_page(
             request, client, form, action="Create API key", submit="Create the key", intro=[
                 "An API key is a long-lived bearer credential for a job that cannot run the client credentials "
@@ -576,10 +573,16 @@ class ClientAdmin(admin.ModelAdmin):
             "token_url": f"{settings.ISSUER}/oauth/token",
             "use_post": client.token_endpoint_auth_method == "client_secret_post",
         }
-        response = render(request, "admin/clients/secret_reveal.html", context)
-        response["Cache-Control"] = "no-store"
-        response["Pragma"] = "no-cache"
-        return response
+        return _render_once(request, "admin/clients/secret_reveal.html", context)
+
+
+@sensitive_variables("context")
+def _render_once(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    """A page showing a credential this once: never cached by the browser or a proxy."""
+    response = render(request, template, context)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
 
 
 def _key_table(keys: list[tuple[str, str, str]]) -> str:

@@ -579,6 +579,6 @@ class TrustedIssuerDetailView(ManagementView):
 
     @extend_schema(responses={204: None, 404: NOT_FOUND})
     def delete(self, request: Request, name: str) -> Response:
-        """Stop trusting the issuer: identities naming it match nothing from the next request on."""
+        """Stop trusting the issuer; the federated identities naming it are removed from every client."""
         services.trusted_issuer_delete(trusted_issuer=get_trusted_issuer(name))
         return Response(status=status.HTTP_204_NO_CONTENT)

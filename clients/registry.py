@@ -417,15 +417,20 @@ def _load_api_keys() -> dict[str, tuple[ApiKeyRecord, ...]]:
     return {prefix: tuple(records) for prefix, records in found.items()}
 
 
-def note_api_key_use(key: ApiKeyRecord, now: datetime) -> None:
-    """Remember that ``key`` was used; written after the response, at most once a minute."""
-    cache = _cache
-    last = cache.key_touched.get(key.pk, key.last_used)
+def _note(touched: dict[int, datetime], pending: dict[int, datetime], pk: int, last_used: datetime | None,
+          now: datetime) -> None:
+    """Remember a use of row ``pk``; written after the response, at most once a minute."""
+    last = touched.get(pk, last_used)
     if last is not None and now - last < LAST_USED_GRANULARITY:
         return
-    with cache.lock:
-        cache.key_touched[key.pk] = now
-        cache.key_pending[key.pk] = now
+    with _cache.lock:
+        touched[pk] = now
+        pending[pk] = now
+
+
+def note_api_key_use(key: ApiKeyRecord, now: datetime) -> None:
+    """Remember that ``key`` was used (``flush_uses`` writes it)."""
+    _note(_cache.key_touched, _cache.key_pending, key.pk, key.last_used, now)
 
 
 def _frozen(value: Any) -> Any:
@@ -433,14 +438,8 @@ def _frozen(value: Any) -> Any:
 
 
 def note_use(secret: SecretRecord, now: datetime) -> None:
-    """Remember that ``secret`` was used; written after the response, at most once a minute."""
-    cache = _cache
-    last = cache.touched.get(secret.pk, secret.last_used)
-    if last is not None and now - last < LAST_USED_GRANULARITY:
-        return
-    with cache.lock:
-        cache.touched[secret.pk] = now
-        cache.pending[secret.pk] = now
+    """Remember that ``secret`` was used (``flush_uses`` writes it)."""
+    _note(_cache.touched, _cache.pending, secret.pk, secret.last_used, now)
 
 
 def flush_uses(**_: Any) -> None:
