@@ -10,6 +10,7 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
@@ -121,6 +122,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         )
     messages.extend(_check_api_key_lifetimes())
+    messages.extend(_check_mtls())
     if not settings.SECRET_HASH_KEY and not settings.DEBUG:
         messages.append(
             Warning(
@@ -146,6 +148,36 @@ def _check_api_key_lifetimes() -> list[CheckMessage]:
             Error(
                 "API_KEY_DEFAULT_LIFETIME is longer than API_KEY_MAX_LIFETIME.",
                 hint="The default lifetime of an API key must be within the maximum.", id="authserver.E010",
+            )
+        )
+    return messages
+
+
+def _check_mtls() -> list[CheckMessage]:
+    """MTLS_TRUSTED_CA_FILE, when set, must hold at least one PEM certificate; a client
+    certificate header is only believed from TRUSTED_PROXIES, so without any it is never read."""
+    messages: list[CheckMessage] = []
+    path = settings.MTLS_TRUSTED_CA_FILE
+    if path:
+        try:
+            with open(path, "rb") as file:
+                x509.load_pem_x509_certificates(file.read())
+        except (OSError, ValueError) as error:
+            messages.append(
+                Error(
+                    f"MTLS_TRUSTED_CA_FILE {path!r} is not a readable PEM file of CA certificates "
+                    f"({type(error).__name__}).",
+                    hint="The CAs that tls_client_auth certificates must chain to, PEM, one or more.",
+                    id="authserver.E012",
+                )
+            )
+    header = settings.MTLS_CLIENT_CERT_HEADER
+    if header and not all(c.isalnum() or c == "-" for c in header):
+        messages.append(
+            Error(
+                f"MTLS_CLIENT_CERT_HEADER {header!r} is not a header name of letters, digits and '-'.",
+                hint="e.g. X-SSL-Client-Cert (a header with '_' never reaches the application).",
+                id="authserver.E013",
             )
         )
     return messages

@@ -59,10 +59,18 @@ CLIENT_ASSERTION_MAX_LIFETIME = parse_duration(env.str("CLIENT_ASSERTION_MAX_LIF
 # DPoP (RFC 9449 §8): demand a nonce this server issued in every proof.
 DPOP_NONCE = env.bool("DPOP_NONCE", default=False)
 
-# Proxies whose X-Forwarded-For names the caller's address (IP allowlists).
+# Proxies whose X-Forwarded-For names the caller's address (IP allowlists) and whose
+# client-certificate headers are believed (mTLS).
 TRUSTED_PROXIES = tuple(
     ipaddress.ip_network(cidr, strict=False) for cidr in env.list("TRUSTED_PROXIES", default=[])
 )
+
+# mTLS (RFC 8705, DESIGN §9.4): the CAs (PEM) that tls_client_auth certificates must chain to,
+# and the header a trusted proxy forwards the client certificate in.  Empty: RFC 9440's
+# Client-Cert (and Client-Cert-Chain); a name: that header, holding a URL-encoded PEM
+# certificate (nginx's $ssl_client_escaped_cert).
+MTLS_TRUSTED_CA_FILE = env.str("MTLS_TRUSTED_CA_FILE", default="")
+MTLS_CLIENT_CERT_HEADER = env.str("MTLS_CLIENT_CERT_HEADER", default="").strip()
 
 # Brute-force limits on failed client authentication (DRF-style N/s|m|h|d, or "off").
 FAILED_AUTH_RATE_PER_IP = env.str("FAILED_AUTH_RATE_PER_IP", default="100/m")

@@ -36,7 +36,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from clients import jwks, metadata, services, usage_report
+from clients import certificates, jwks, metadata, services, usage_report
 from clients.forms import (
     ApiKeyCreateForm,
     ApiKeyRevokeForm,
@@ -200,7 +200,7 @@ class ClientAdmin(admin.ModelAdmin):
         authentication = section(metadata.Section.AUTHENTICATION)
         if obj is not None:  # each registered key as it was saved, under the box it was pasted into
             at = authentication.index("jwks") + 1
-            authentication = (*authentication[:at], "registered_keys", *authentication[at:])
+            authentication = (*authentication[:at], "registered_keys", "registered_certificates", *authentication[at:])
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": ("client_id", *section(metadata.Section.CLIENT), "user")}),
             (metadata.Section.TOKENS.value, {"fields": section(metadata.Section.TOKENS)}),
@@ -213,11 +213,15 @@ class ClientAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> Any:
         # The client ID is what callers know it by: it never changes.
-        return ("client_id", "created", "updated", "registered_keys") if obj is not None else ()
+        return ("client_id", "created", "updated", "registered_keys", "registered_certificates") if obj else ()
 
     @admin.display(description="Registered keys")
     def registered_keys(self, client: Client) -> str:
         return _key_table(jwks.describe(client.jwks))
+
+    @admin.display(description="Registered certificates")
+    def registered_certificates(self, client: Client) -> str:
+        return _certificate_table(jwks.describe_certificates(client.jwks))
 
     def get_inlines(self, request: HttpRequest, obj: Client | None) -> Any:
         return self.inlines if obj is not None else ()
@@ -595,6 +599,22 @@ def _key_table(keys: list[tuple[str, str, str]]) -> str:
     return format_html(
         '<table class="registered-keys"><thead><tr><th>kid</th><th>type</th>'
         "<th>thumbprint (SHA-256)</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
+
+
+def _certificate_table(described: list[certificates.Description]) -> str:
+    """Each registered certificate (self_signed_tls_client_auth): what identifies it, never the certificate."""
+    if not described:
+        return "None"
+    rows = format_html_join(
+        "", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+        ((d.subject, ", ".join(d.sans) or "(none)", f"{d.not_after:%Y-%m-%d %H:%M} UTC", d.thumbprint)
+         for d in described),
+    )
+    return format_html(
+        '<table class="registered-certificates"><thead><tr><th>subject</th><th>SANs</th><th>expires</th>'
+        "<th>x5t#S256</th></tr></thead><tbody>{}</tbody></table>",
         rows,
     )
 

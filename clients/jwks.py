@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from clients import certificates
+
 AnyPublicKey = ECKey | RSAKey | OKPKey
 
 # The JWS algorithms a client or issuer may sign with (DESIGN §9.1): never "none", never HMAC.
@@ -48,6 +50,8 @@ class PublicKey:
     algorithms: tuple[str, ...]
     key: AnyPublicKey
     thumbprint: str  # RFC 7638, SHA-256, base64url
+    # RFC 8705 §3.1 x5t#S256 of the key's own certificate (the first of its x5c), if it has one.
+    certificate_thumbprint: str | None = None
 
     @property
     def kind(self) -> str:
@@ -98,9 +102,22 @@ def _key(data: object, index: int) -> PublicKey:
         raise InvalidKeySet(f"{where} is not a valid {kty} public key.") from error
     if kty == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
         raise InvalidKeySet(f"{where}: an RSA key must have at least {MIN_RSA_BITS} bits.")
+    certificate = _certificate(data, key, where) if "x5c" in data else None
     # RFC 7638 over the required members only (joserfc's ``thumbprint()`` function hashes every
     # member it is given, kid and alg included; the key's own method does it right).
-    return PublicKey(kid=kid, algorithms=algorithms, key=key, thumbprint=key.thumbprint())
+    return PublicKey(kid=kid, algorithms=algorithms, key=key, thumbprint=key.thumbprint(),
+                     certificate_thumbprint=certificates.thumbprint(certificate) if certificate else None)
+
+
+def _certificate(data: dict[str, Any], key: AnyPublicKey, where: str) -> x509.Certificate:
+    """The first certificate of a key's ``x5c``, which RFC 7517 §4.7 says MUST hold that key."""
+    try:
+        certificate = certificates.x5c_certificates(data["x5c"])[0]
+    except certificates.InvalidCertificate as error:
+        raise InvalidKeySet(f"{where}: {error}") from None
+    if certificate.public_key() != key.raw_value:
+        raise InvalidKeySet(f"{where}: the first x5c certificate holds another key (RFC 7517 §4.7).")
+    return certificate
 
 
 def parse_key_set(value: object, *, strict: bool = True) -> tuple[PublicKey, ...]:
@@ -216,14 +233,15 @@ def key_set_from_pem(text: str) -> dict[str, Any]:
         label = block[begin + len("-----BEGIN "):].split("-----", 1)[0]
         pem = (block[begin:] + "-----END " + label + "-----\n").encode()
         try:
-            if label == "CERTIFICATE":
-                public_key: Any = x509.load_pem_x509_certificate(pem).public_key()
-            else:
-                public_key = load_pem_public_key(pem)
+            certificate = x509.load_pem_x509_certificate(pem) if label == "CERTIFICATE" else None
+            public_key: Any = certificate.public_key() if certificate else load_pem_public_key(pem)
         except ValueError:
             raise InvalidKeySet("A PEM block is not a public key or certificate.") from None
         data, print_ = _jwk_of(public_key)
         data["kid"] = print_
+        if certificate is not None:
+            # Kept whole, for self_signed_tls_client_auth (RFC 8705 §2.2).
+            data["x5c"] = [certificates.x5c_of(certificate)]
         keys.append(data)
     if not keys:
         raise InvalidKeySet("No PEM public key found.")
@@ -248,3 +266,14 @@ def describe(value: object) -> list[tuple[str, str, str]]:
     except InvalidKeySet:
         return []
     return [(key.kid or "(none)", key.kind, key.thumbprint) for key in keys]
+
+
+def describe_certificates(value: object) -> list[certificates.Description]:
+    """Each certificate (the first of a key's ``x5c``) of a registered set, for operators."""
+    try:
+        parse_key_set(value) if value else None
+    except InvalidKeySet:
+        return []
+    members = value.get("keys", []) if isinstance(value, dict) else []
+    return [certificates.describe(certificates.x5c_certificates(data["x5c"])[0])
+            for data in members if isinstance(data, dict) and "x5c" in data]

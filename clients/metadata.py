@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clients.models import GrantType
+from clients.models import CERTIFICATE_METHODS, GrantType
 
 
 class Kind(enum.Enum):
@@ -60,7 +60,9 @@ class Setting:
     cli_help: str = ""
     token_path: bool = True  # held in the registry snapshot the token endpoint reads
     choices: tuple[tuple[str, str], ...] = ()  # for CHOICES (CHOICE takes the model field's)
-    create_default: Any = None  # the value a new client gets when none is given; None: the model default
+    # The value a new client gets when none is given (a callable: of the other values given);
+    # None: the model default.
+    create_default: Any = None
 
     @property
     def is_list(self) -> bool:
@@ -119,22 +121,38 @@ SETTINGS: tuple[Setting, ...] = (
         api_help="RFC 9449 §5.2: when true, every token request must carry a DPoP proof.",
     ),
     Setting(
+        "tls_client_certificate_bound_access_tokens", "tls_client_certificate_bound_access_tokens", Kind.BOOLEAN,
+        label="Certificate-bound tokens", cli="--certificate-bound",
+        cli_help="Bind this client's tokens to its TLS client certificate (default for the mTLS methods).",
+        create_default=lambda values: values.get("token_endpoint_auth_method") in CERTIFICATE_METHODS,
+        help="Tick to bind every token of this client to the TLS client certificate it connected with "
+        "(RFC 8705 §3): the token then works only over a connection with that certificate. A request "
+        "without a certificate is refused. New mTLS clients have it ticked.",
+        api_help="RFC 8705 §3: tokens carry cnf.x5t#S256 of the client certificate, and a request without "
+        "one is refused. Default: true for tls_client_auth and self_signed_tls_client_auth, else false.",
+    ),
+    Setting(
         "token_endpoint_auth_method", "token_endpoint_auth_method", Kind.CHOICE, label="How it authenticates",
         section=Section.AUTHENTICATION, cli="--auth-method",
         cli_help="Restrict client authentication to one method (default: a secret, either way).",
         help="A secret in HTTP Basic (an <code>Authorization</code> header) or in the form body "
         "(<code>client_id</code> and <code>client_secret</code> fields), either of those, or a JWT the "
         "client signs with its private key (<code>private_key_jwt</code>, RFC 7523: no secret; register "
-        "its public keys below).",
+        "its public keys below), or a TLS client certificate (RFC 8705: <code>tls_client_auth</code>, "
+        "issued by a CA the server trusts and naming the subject registered below; or "
+        "<code>self_signed_tls_client_auth</code>, one of the certificates pasted under Public keys).",
         api_help="RFC 7591 token_endpoint_auth_method; null (or \"\" on input): a secret, either way. "
-        "Returned as null when unset. private_key_jwt needs jwks or jwks_uri and admits nothing else.",
+        "Returned as null when unset. private_key_jwt needs jwks or jwks_uri and admits nothing else; "
+        "tls_client_auth needs one tls_client_auth_* subject field; self_signed_tls_client_auth needs "
+        "jwks with x5c certificates, or jwks_uri.",
     ),
     Setting(
         "jwks", "jwks", Kind.JWKS, label="Public keys", section=Section.AUTHENTICATION, cli="--jwks-file",
         cli_help="A file with the client's public keys: a JWK Set (JSON) or PEM public keys.",
         help="The public keys the client signs its assertions with: paste a JWK Set "
         "(<code>{\"keys\": [...]}</code>) or one or more PEM public keys "
-        "(<code>-----BEGIN PUBLIC KEY-----</code>). Never a private key.",
+        "(<code>-----BEGIN PUBLIC KEY-----</code>) or certificates (<code>-----BEGIN CERTIFICATE-----</code>, "
+        "kept whole for <code>self_signed_tls_client_auth</code>). Never a private key.",
         api_help="RFC 7591 jwks: a JWK Set of public keys (EC P-256/P-384, RSA 2048+, Ed25519); "
         "a key with private members is refused. Not together with jwks_uri.",
     ),
@@ -152,6 +170,31 @@ SETTINGS: tuple[Setting, ...] = (
         help="The one algorithm the client's assertions may be signed with. Empty: any of ES256, ES384, "
         "PS256, RS256, EdDSA that fits the key.",
         api_help="RFC 7591 token_endpoint_auth_signing_alg; null: any supported algorithm fitting the key.",
+    ),
+    *(
+        Setting(
+            name, name, Kind.TEXT, label=label, section=Section.AUTHENTICATION, cli=cli, cli_help=cli_help,
+            help=f"For <code>tls_client_auth</code>, exactly one of these five: {help_}",
+        )
+        for name, label, cli, cli_help, help_ in (
+            ("tls_client_auth_subject_dn", "Certificate subject DN", "--tls-subject-dn",
+             "tls_client_auth: the certificate's subject DN (RFC 4514).",
+             "the certificate's subject, as an RFC 4514 DN, e.g. <code>CN=billing,O=Example,C=DE</code> "
+             "(compared as a name: case and repeated spaces do not matter)."),
+            ("tls_client_auth_san_dns", "Certificate DNS name", "--tls-san-dns",
+             "tls_client_auth: a DNS name SAN of the certificate.",
+             "a DNS name in the certificate's subject alternative names, e.g. <code>billing.example.com</code>."),
+            ("tls_client_auth_san_uri", "Certificate URI", "--tls-san-uri",
+             "tls_client_auth: a URI SAN of the certificate (e.g. a SPIFFE ID).",
+             "a URI in the certificate's subject alternative names, e.g. "
+             "<code>spiffe://example.com/billing</code>."),
+            ("tls_client_auth_san_ip", "Certificate IP address", "--tls-san-ip",
+             "tls_client_auth: an IP address SAN of the certificate.",
+             "an IP address in the certificate's subject alternative names."),
+            ("tls_client_auth_san_email", "Certificate email", "--tls-san-email",
+             "tls_client_auth: an email SAN of the certificate.",
+             "an email address in the certificate's subject alternative names."),
+        )
     ),
     Setting(
         "federated_identities", "federated_identities", Kind.IDENTITIES, label="Federated identities",
@@ -191,5 +234,8 @@ def create_values(values: dict[str, Any]) -> dict[str, Any]:
     unknown = set(values) - set(BY_NAME)
     if unknown:
         raise TypeError(f"not client settings: {', '.join(sorted(unknown))}")
-    defaults = {s.name: s.create_default for s in SETTINGS if s.create_default is not None}
+    defaults = {
+        s.name: s.create_default(values) if callable(s.create_default) else s.create_default
+        for s in SETTINGS if s.create_default is not None
+    }
     return {**defaults, **values}

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from oauth2_provider.models import AbstractApplication
 
+from clients.certificates import SUBJECT_FIELDS, validate_san_email, validate_san_ip, validate_subject_dn
 from clients.jwks import SIGNING_ALGORITHMS, url_problem, validate_https_url, validate_issuer_jwks, validate_jwks
 from clients.secrets import generate_client_id
 
@@ -77,11 +78,17 @@ class TokenEndpointAuthMethod(models.TextChoices):
     CLIENT_SECRET_BASIC = "client_secret_basic", "A secret in HTTP Basic (client_secret_basic)"
     CLIENT_SECRET_POST = "client_secret_post", "A secret in the form body (client_secret_post)"
     PRIVATE_KEY_JWT = "private_key_jwt", "A JWT signed with its private key (private_key_jwt)"
+    TLS_CLIENT_AUTH = "tls_client_auth", "A TLS client certificate from a trusted CA (tls_client_auth)"
+    SELF_SIGNED_TLS_CLIENT_AUTH = (
+        "self_signed_tls_client_auth", "A registered self-signed TLS client certificate (self_signed_tls_client_auth)"
+    )
 
 
 # Methods that present a client secret.
 _M = TokenEndpointAuthMethod
 SECRET_METHODS = frozenset({_M.ANY, _M.CLIENT_SECRET_BASIC, _M.CLIENT_SECRET_POST})
+# RFC 8705 §2: methods that present a TLS client certificate.
+CERTIFICATE_METHODS = frozenset({_M.TLS_CLIENT_AUTH, _M.SELF_SIGNED_TLS_CLIENT_AUTH})
 
 
 
@@ -235,6 +242,27 @@ class Client(AbstractApplication):
     dpop_bound_access_tokens = models.BooleanField(
         default=False, help_text="RFC 9449 §5.2: token requests must carry a DPoP proof."
     )
+    tls_client_certificate_bound_access_tokens = models.BooleanField(
+        default=False, help_text="RFC 8705 §3: tokens carry the thumbprint of the TLS client certificate."
+    )
+    tls_client_auth_subject_dn = models.CharField(
+        max_length=1000, blank=True, default="", validators=[validate_subject_dn],
+        help_text="RFC 8705 §2.1.2: the certificate's subject DN (RFC 4514).",
+    )
+    tls_client_auth_san_dns = models.CharField(
+        max_length=253, blank=True, default="", help_text="RFC 8705 §2.1.2: a dNSName SAN of the certificate."
+    )
+    tls_client_auth_san_uri = models.CharField(
+        max_length=2000, blank=True, default="", help_text="RFC 8705 §2.1.2: a URI SAN of the certificate."
+    )
+    tls_client_auth_san_ip = models.CharField(
+        max_length=45, blank=True, default="", validators=[validate_san_ip],
+        help_text="RFC 8705 §2.1.2: an iPAddress SAN of the certificate.",
+    )
+    tls_client_auth_san_email = models.CharField(
+        max_length=320, blank=True, default="", validators=[validate_san_email],
+        help_text="RFC 8705 §2.1.2: an rfc822Name SAN of the certificate.",
+    )
     access_token_ttl = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds. Empty: the server default."
     )
@@ -268,6 +296,7 @@ class Client(AbstractApplication):
             self.jwks or self.jwks_uri or self.federated_identities
         ) and self._had_keys_or_another_method():
             raise ValidationError({"jwks": "A private_key_jwt client needs jwks, jwks_uri or federated identities."})
+        self._clean_certificate_method()
         names = {identity["trusted_issuer"] for identity in self.federated_identities or ()
                  if isinstance(identity, dict) and isinstance(identity.get("trusted_issuer"), str)}
         unknown = names - set(TrustedIssuer.objects.filter(name__in=names).values_list("name", flat=True))
@@ -280,6 +309,23 @@ class Client(AbstractApplication):
             raise ValidationError(
                 {"federated_identities": f"No trusted issuer {', '.join(sorted(map(repr, unknown)))}."}
             )
+
+    def _clean_certificate_method(self) -> None:
+        """RFC 8705 §2.1.2: a ``tls_client_auth`` client registers exactly one subject value; §2.2:
+        a ``self_signed_tls_client_auth`` one registers its certificates (``x5c`` in ``jwks``)."""
+        subjects = [name for name in SUBJECT_FIELDS if getattr(self, name)]
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod.TLS_CLIENT_AUTH and len(subjects) != 1:
+            raise ValidationError({
+                subjects[1] if subjects else "tls_client_auth_subject_dn":
+                "A tls_client_auth client registers exactly one of " + ", ".join(SUBJECT_FIELDS) + ".",
+            })
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
+            keys = self.jwks.get("keys") if isinstance(self.jwks, dict) else None
+            if not (self.jwks_uri or any(isinstance(key, dict) and key.get("x5c") for key in keys or ())):
+                raise ValidationError({
+                    "jwks": "A self_signed_tls_client_auth client registers its certificates: "
+                    "jwks with x5c, or jwks_uri.",
+                })
 
     def _had_keys_or_another_method(self) -> bool:
         """Whether this save would leave a key client with nothing to prove itself by: a new one,

@@ -1,6 +1,8 @@
-"""Leak check: no client secret, API key, secret or key hash or access token in any log line of the session.
+"""Leak check: no client secret, API key, secret or key hash, access token, assertion, DPoP proof or
+certificate in any log line of the session.
 
-The rule: "Secrets, API keys, their hashes and tokens never appear in any log line."  For the whole
+The rule: "Secrets, API keys, their hashes, tokens, assertions and certificates never appear in any
+log line."  For the whole
 test session this plugin
 
 - keeps every log record the test process emits, formatted as production would write it
@@ -9,15 +11,17 @@ test session this plugin
 - reads, at the end, every ``*.log`` file under the session's base temporary directory
   (the live gunicorn servers write their output and access logs there);
 - records every secret, API key, hash and token the suite made or presented: in process by
-  wrapping ``generate_secret``, ``generate_api_key``, ``hash_secret``, ``issue_access_token``
-  and the parser of client assertions and workload tokens (``tokens.private_key_jwt.parse``);
+  wrapping ``generate_secret``, ``generate_api_key``, ``hash_secret``, ``issue_access_token``,
+  the parser of client assertions and workload tokens (``tokens.private_key_jwt.parse``) and
+  every certificate the test PKI makes (``tests.pki``);
   in subprocesses from their output (``createclient --json``, ``createapikey --json``), from
   ``requests`` responses and from the
   ``SECRET_HASH_KEY`` in their environment, so their hashes are known too;
 
 and fails the session, naming each log source with a redacted excerpt, when a log holds a
-secret- or key-shaped string longer than the 12-character prefix we do log, a JWT, or a fragment
-(19 characters or more) of any recorded secret beyond its prefix, token signature or hash.
+secret- or key-shaped string longer than the 12-character prefix we do log, a JWT, a certificate,
+or a fragment (19 characters or more) of any recorded secret beyond its prefix, token signature,
+hash or certificate.
 
 A record below the level production would log at (a test lowered a logger's level) is
 scanned too, but a leak there is reported as a note and does not fail the session.
@@ -50,6 +54,9 @@ SECRET_SHAPE = re.compile(r"(?:ascs|asak)_[A-Za-z0-9_-]*")
 MARKERS = ("ascs_", "asak_")
 API_KEY_MARKER = "asak_"
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
+# A certificate: PEM (plain or URL-encoded, as nginx forwards it) or base64 DER (RFC 9440's
+# Client-Cert, a JWK's x5c), which starts with the DER of a long SEQUENCE: "MII".
+CERTIFICATE_SHAPE = re.compile(r"-----BEGIN[ +]CERTIFICATE|-----BEGIN%20CERTIFICATE|MII[A-Za-z0-9+/]{60,}")
 # Recorded values are indexed by WINDOW-character slices every STRIDE characters, so a
 # log fragment of WINDOW + STRIDE - 1 characters or more of one of them is always found.
 WINDOW = 16
@@ -73,6 +80,7 @@ class Known:
     api_keys: set[str] = field(default_factory=set)
     hashes: set[str] = field(default_factory=set)
     tokens: set[str] = field(default_factory=set)
+    certificates: set[str] = field(default_factory=set)
     # Secrets and hash keys of other processes: their hashes are computed at the end.
     outside_secrets: set[str] = field(default_factory=set)
     outside_keys: set[tuple[str, tuple[str, ...], str]] = field(default_factory=set)
@@ -103,6 +111,16 @@ class Known:
                 self.tokens.add(token)
                 signature = token.rpartition(".")[2]
                 self._index(signature, 0, f"signature of token {describe_token(token)}")
+
+    def add_certificate(self, der: bytes) -> None:
+        """A certificate a test made or presented, by the runs of its base64 DER (its standard
+        alphabet's "+" and "/" split it where a log's runs would split too)."""
+        encoded = base64.b64encode(der).decode()
+        with self.lock:
+            if encoded not in self.certificates:
+                self.certificates.add(encoded)
+                for run in RUN.finditer(encoded):
+                    self._index(run[0], 0, f"certificate #{len(self.certificates)}")
 
     def add_outside_key(self, env: dict[str, str]) -> None:
         if env.get("SECRET_HASH_KEY") or env.get("SECRET_KEY"):
@@ -159,6 +177,10 @@ def _leaks_in(text: str, known: Known) -> tuple[list[str], list[tuple[int, int]]
     for match in JWT_SHAPE.finditer(text):
         recorded = "a token the suite made" if match[0] in known.tokens else "JWT-shaped"
         found.append(f"{recorded} {describe_token(match[0])}")
+        spans.append(match.span())
+        reported.append(match.span())
+    for match in CERTIFICATE_SHAPE.finditer(text):
+        found.append("a certificate (PEM or base64 DER)")
         spans.append(match.span())
         reported.append(match.span())
     if known.windows:
@@ -296,6 +318,7 @@ class LeakCheck:
         import requests
 
         import clients.secrets
+        import tests.pki
         import tokens.issuing
         import tokens.private_key_jwt
 
@@ -310,6 +333,8 @@ class LeakCheck:
         _wrap(self.patch, tokens.issuing, "issue_access_token", lambda token, **_: known.add_token(token.access_token))
         # Client assertions and workload tokens, as the server reads them.
         _wrap(self.patch, tokens.private_key_jwt, "parse", lambda _, token: known.add_token(token))
+        # Every certificate the test PKI makes (for the live servers behind nginx too).
+        _wrap(self.patch, tests.pki, "_sign", lambda issued, *_, **__: known.add_certificate(issued.der()))
 
         send = requests.Session.send
 
@@ -393,7 +418,7 @@ class LeakCheck:
         self.summary = (
             f"leakcheck: {self.handler.records} log lines + {len(files)} log files scanned "
             f"for {len(known.secrets)} secrets, {len(known.api_keys)} API keys, {len(known.hashes)} hashes, "
-            f"{len(known.tokens)} tokens: "
+            f"{len(known.tokens)} tokens, {len(known.certificates)} certificates: "
             + (f"{len(self.leaks)} LEAKS" if self.leaks else "clean")
         )
         if self.leaks and session.exitstatus == pytest.ExitCode.OK:

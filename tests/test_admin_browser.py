@@ -280,3 +280,28 @@ def test_operator_sees_usage_on_the_client_page_and_the_dashboard(
     assert failing.locator("td").last.text_content() == "2"
     screens.shoot("usage-dashboard")
     assert problems == []
+
+
+def test_choosing_an_mtls_method_ticks_certificate_bound_tokens(live_server: Any, operator: str,
+                                                                 browser_page: Any) -> None:
+    """RFC 8705 §3 by default for the mTLS methods, as the API and createclient have it; the
+    operator's own choice stands."""
+    page, problems = browser_page
+    base = live_server.url
+    page.goto(f"{base}/admin/login/?next=/admin/clients/client/add/")
+    page.fill("#id_username", operator)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    loaded(page)
+    bound = page.locator("#id_tls_client_certificate_bound_access_tokens")
+    assert not bound.is_checked()
+    page.select_option("#id_token_endpoint_auth_method", "tls_client_auth")
+    assert bound.is_checked()
+    page.select_option("#id_token_endpoint_auth_method", "client_secret_basic")
+    assert not bound.is_checked()
+    page.select_option("#id_token_endpoint_auth_method", "self_signed_tls_client_auth")
+    assert bound.is_checked()
+    bound.uncheck()
+    page.select_option("#id_token_endpoint_auth_method", "tls_client_auth")
+    assert not bound.is_checked()  # unticked by hand: left as the operator set it
+    assert problems == []

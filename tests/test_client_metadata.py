@@ -51,6 +51,12 @@ SAMPLE: dict[str, Any] = {
          "claims": {"/kubernetes.io/namespace": "billing"}},
     ],
     "allowed_ips": ["10.0.0.0/8"],
+    "tls_client_certificate_bound_access_tokens": True,
+    "tls_client_auth_subject_dn": "CN=billing,O=Example Corp,C=DE",
+    "tls_client_auth_san_dns": "billing.example.com",
+    "tls_client_auth_san_uri": "spiffe://example.com/billing",
+    "tls_client_auth_san_ip": "2001:db8::7",
+    "tls_client_auth_san_email": "billing@example.com",
 }
 # jwks and jwks_uri exclude each other: the second sample sets the one the first leaves unset.
 SAMPLE_URI: dict[str, Any] = {**SAMPLE, "jwks": None, "jwks_uri": "https://keys.example.com/jwks.json"}
@@ -129,7 +135,10 @@ def test_createclient_sets_every_setting_with_a_flag(db: None, tmp_path: Any) ->
         "--scope": ["invoices:read", "invoices:write"], "--default-scope": ["invoices:read"],
         "--audience": ["https://api.example.com/"], "--ttl": ["10m"], "--auth-method": ["client_secret_post"],
         "--jwks-file": [str(jwks_file)], "--signing-alg": ["ES256"], "--allow-ip": ["10.0.0.0/8"],
-        "--dpop-bound": [None],
+        "--dpop-bound": [None], "--certificate-bound": [None],
+        "--tls-subject-dn": [SAMPLE["tls_client_auth_subject_dn"]],
+        "--tls-san-dns": [SAMPLE["tls_client_auth_san_dns"]], "--tls-san-uri": [SAMPLE["tls_client_auth_san_uri"]],
+        "--tls-san-ip": [SAMPLE["tls_client_auth_san_ip"]], "--tls-san-email": [SAMPLE["tls_client_auth_san_email"]],
         "--federated-identity": [json.dumps(SAMPLE["federated_identities"][0])],
     }
     assert set(args) | {"--jwks-uri"} == {s.cli for s in metadata.SETTINGS if s.cli}

@@ -231,7 +231,8 @@ def test_metadata_lists_introspection_and_revocation(http, db):
     body = json.loads(http.get("/.well-known/oauth-authorization-server").content)
     assert body["introspection_endpoint"] == "http://testserver/oauth/introspect"
     assert body["revocation_endpoint"] == "http://testserver/oauth/revoke"
-    methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth",
+               "self_signed_tls_client_auth"]
     assert body["introspection_endpoint_auth_methods_supported"] == methods
     assert body["revocation_endpoint_auth_methods_supported"] == methods
 

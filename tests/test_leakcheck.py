@@ -103,6 +103,31 @@ def test_scan_finds_api_keys_and_their_hashes_and_prints_none_of_them() -> None:
     assert "asak_" + key[5:20] not in printed and key[30:50] not in printed and digest[10:30] not in printed
 
 
+def test_scan_finds_certificates_whole_or_in_fragments() -> None:
+    from urllib.parse import quote
+
+    from tests import pki
+
+    known = Known()
+    issued = pki.self_signed()
+    known.add_certificate(issued.der())
+    encoded = base64.b64encode(issued.der()).decode()
+    run = max(re.findall(r"[A-Za-z0-9_-]+", encoded), key=len)
+    lines = [
+        ("pem", issued.pem().decode()),
+        ("nginx header", f"X-SSL-Client-Cert: {quote(issued.pem().decode(), safe='')}"),
+        ("rfc 9440 header", f"Client-Cert: :{encoded}:"),
+        ("unknown der", "x5c=" + "MIIB" + "A" * 70),
+        ("fragment", f"reason={run[:24]}"),
+        ("clean thumbprint", "cnf x5t#S256=" + _b64(hashlib.sha256(issued.der()).digest())),
+        ("clean reason", "tls_client_auth: certificate does not carry the registered tls_client_auth_san_dns"),
+    ]
+    leaks = scan(lines, known)
+    assert [leak.source for leak in leaks] == [source for source, _ in lines if not source.startswith("clean")]
+    printed = "\n".join(f"{leak.what} {leak.excerpt}" for leak in leaks)
+    assert run[:24] not in printed and encoded[:40] not in printed
+
+
 def test_the_session_records_every_api_key_the_suite_made(make_client: Any, request: pytest.FixtureRequest) -> None:
     from clients.services import api_key_create
 
@@ -182,7 +207,8 @@ def test_a_leak_fails_the_session_and_the_report_hides_the_secret(
         "*= leakcheck: secrets or tokens in logs =*",
         f"logger authserver.example WARNING in test_leaky.py::test_leaks: a secret the suite made {prefix}… (65 chars)",
         f"*WARNING authserver.example created {prefix}<redacted>",
-        "leakcheck: 1 log lines + 0 log files scanned for 1 secrets, 0 API keys, 0 hashes, 0 tokens: 1 LEAKS",
+        "leakcheck: 1 log lines + 0 log files scanned for 1 secrets, 0 API keys, 0 hashes, 0 tokens, 0 certificates: "
+        "1 LEAKS",
         "*1 passed*",
     ])
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -46,6 +46,13 @@ def client_address(request: HttpRequest) -> IPAddress | None:
     return address
 
 
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the direct peer is one of TRUSTED_PROXIES, whose forwarded headers are believed."""
+    proxies = settings.TRUSTED_PROXIES
+    address = _parse(request.META.get("REMOTE_ADDR", ""))
+    return address is not None and bool(proxies) and _trusted(address, proxies)
+
+
 def address_allowed(address: IPAddress | None, allowed: Sequence[str]) -> bool:
     """True when ``allowed`` is empty or ``address`` lies in one of its CIDRs."""
     if not allowed:

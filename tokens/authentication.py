@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from clients.jwks import SIGNING_ALGORITHMS
 from clients.models import Client
 from clients.registry import ClientRecord
-from tokens import dpop
+from tokens import dpop, mtls
 from tokens.errors import ServiceUnavailableError
 from tokens.verification import InvalidToken, VerifiedToken, verify_bearer
 
@@ -84,6 +84,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             log.info("bearer token refused: DPoP-bound token presented as Bearer")
             request._bearer_dpop = True  # type: ignore[attr-defined]
             raise AuthenticationFailed("This access token is DPoP-bound; present it with a DPoP proof.")
+        _check_certificate_binding(request, verified)
         return TokenUser(verified.client), verified
 
     def _authenticate_dpop(self, request: Request, token: bytes) -> tuple[TokenUser, VerifiedToken]:
@@ -107,6 +108,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         if proof is None or not isinstance(cnf, dict) or cnf.get("jkt") != proof.jkt:
             log.info("DPoP token refused: %s", "no proof" if proof is None else "proof by another key")
             raise AuthenticationFailed("The DPoP-bound access token or its proof is invalid.")
+        _check_certificate_binding(request, verified)
         return TokenUser(verified.client), verified
 
     def authenticate_header(self, request: Request) -> str:
@@ -116,6 +118,24 @@ class BearerTokenAuthentication(BaseAuthentication):
             # RFC 9449 §7.1: say which scheme and algorithms would be accepted.
             challenge = f'DPoP realm="{REALM}", error="invalid_token", algs="{" ".join(SIGNING_ALGORITHMS)}"'
         return challenge
+
+
+def _check_certificate_binding(request: Request, verified: VerifiedToken) -> None:
+    """RFC 8705 §3: a certificate-bound token is accepted only over a connection presenting that
+    certificate (as a trusted proxy forwards it); else 401 ``invalid_token``."""
+    cnf = verified.claims.get("cnf")
+    bound = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+    if bound is None:
+        return
+    forwarded = mtls.forwarded_certificate(request._request)
+    try:
+        presented = mtls.read(forwarded).thumbprint if forwarded is not None else None
+    except mtls.CertificateRejected:
+        presented = None
+    if presented != bound:
+        log.info("bearer token refused: certificate-bound token %s", "without a certificate" if presented is None
+                 else "over another certificate")
+        raise AuthenticationFailed("This access token is bound to a TLS client certificate this request lacks.")
 
 
 class ProofCheckUnavailable(APIException):

@@ -2,9 +2,9 @@
 
 One small function per method reads the credentials (``presented_credentials`` picks
 the one the request carries); ``authenticate_client`` checks them: a secret here, an
-assertion in ``tokens.private_key_jwt``; then the checks every method shares (enabled,
-method allowed, address allowed).  Callers only ever learn "invalid_client"; the real
-reason goes to the log.
+assertion in ``tokens.private_key_jwt``, a TLS client certificate in ``tokens.mtls``;
+then the checks every method shares (enabled, method allowed, address allowed).  Callers
+only ever learn "invalid_client"; the real reason goes to the log.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from clients import registry, usage
 from clients import secrets as client_secrets
 from clients.models import CLIENT_ID_PATTERN, Client, TokenEndpointAuthMethod
 from clients.registry import ClientRecord
-from tokens import federation, paths, private_key_jwt, ratelimit
+from tokens import federation, mtls, paths, private_key_jwt, ratelimit
 from tokens.addresses import IPAddress, address_allowed
 from tokens.errors import (
     InvalidClientError,
@@ -40,6 +40,8 @@ POST = TokenEndpointAuthMethod.CLIENT_SECRET_POST.value
 PRIVATE_KEY_JWT = TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value
 # A workload's platform-issued JWT (DESIGN §9.2): no RFC 7591 method, allowed by the client's identities.
 FEDERATED = "federated"
+# RFC 8705 §2: ``client_id`` alone in the body; the client's registration says which certificate method.
+CERTIFICATE = "certificate"
 _ASSERTION_TYPES = (private_key_jwt.ASSERTION_TYPE, federation.SPIFFE_ASSERTION_TYPE)
 # What a client whose method is unset may use: a secret, either way.
 _UNSET_ALLOWS = frozenset({BASIC, POST})
@@ -165,6 +167,8 @@ def presented_credentials(authorization: str | None, params: dict[str, list[str]
     form = credentials_from_form(params)
     if form is None:
         raise ClientAuthenticationFailed("no client authentication", client_id=None, method=None)
+    if "client_secret" not in params:
+        return PresentedCredentials(method=CERTIFICATE, client_ids=form.client_ids)
     return form
 
 
@@ -172,12 +176,18 @@ _Fail = Callable[..., ClientAuthenticationFailed]
 
 
 def authenticate_client(
-    *, credentials: PresentedCredentials, address: IPAddress | None, now: datetime, path: str = ""
+    *,
+    credentials: PresentedCredentials,
+    address: IPAddress | None,
+    now: datetime,
+    path: str = "",
+    certificate: mtls.ForwardedCertificate | None = None,
 ) -> ClientRecord:
     """Return the client the credentials prove, or raise ``ClientAuthenticationFailed``
     (or ``ServiceUnavailableError``, 503, when a check cannot be made now).
 
-    ``path`` is the endpoint called, which a client assertion may name as its audience.
+    ``path`` is the endpoint called, which a client assertion may name as its audience;
+    ``certificate`` the TLS client certificate a trusted proxy forwarded.
     """
     first_id = credentials.client_ids[0]
 
@@ -189,13 +199,16 @@ def authenticate_client(
         client = _authenticate_workload(credentials.assertion, first_id, fail=fail)
     elif credentials.assertion is not None:
         client = _authenticate_assertion(credentials.assertion, first_id, path=path, fail=fail)
+    elif credentials.method == CERTIFICATE:
+        client = _authenticate_certificate(first_id, certificate, now=now, fail=fail)
     else:
         client = _authenticate_secret(credentials, now=now, fail=fail)
     if not client.enabled:
         raise fail("client disabled")
     allowed = {client.token_endpoint_auth_method} if client.token_endpoint_auth_method else _UNSET_ALLOWS
-    # A federated identity is itself the operator's permission; no method restricts it.
-    if credentials.method != FEDERATED and credentials.method not in allowed:
+    # A federated identity is itself the operator's permission; no method restricts it.  A
+    # certificate was checked by the client's own method.
+    if credentials.method not in (FEDERATED, CERTIFICATE) and credentials.method not in allowed:
         raise fail(f"auth method {credentials.method} not allowed")
     if not address_allowed(address, client.allowed_ips):
         raise fail(f"address {address} not allowed")
@@ -251,6 +264,28 @@ def _authenticate_assertion(
     except private_key_jwt.ReplayCheckUnavailable as error:
         log.warning("client authentication impossible now: replay store unavailable (%s)", error)
         raise ServiceUnavailableError() from None
+    return client
+
+
+def _authenticate_certificate(
+    client_id: str, certificate: mtls.ForwardedCertificate | None, *, now: datetime, fail: _Fail
+) -> ClientRecord:
+    """``tls_client_auth`` and ``self_signed_tls_client_auth`` (``tokens.mtls``): the client named
+    by ``client_id``, proven by the certificate its TLS connection presented."""
+    client = registry.client(client_id) if CLIENT_ID_PATTERN.fullmatch(client_id) else None
+    if client is None:
+        raise fail("unknown client")
+    if client.token_endpoint_auth_method not in mtls.METHODS:
+        # A secret client that sent none.
+        raise fail("no client secret", FailureReason.NO_CREDENTIALS)
+    try:
+        mtls.authenticate(client, mtls.read(certificate) if certificate is not None else None, now=now)
+    except mtls.CertificateRejected as rejected:
+        kind = FailureReason.NO_CREDENTIALS if certificate is None else FailureReason.INVALID_CERTIFICATE
+        raise fail(f"{client.token_endpoint_auth_method}: {rejected.reason}", kind) from None
+    except private_key_jwt.KeysUnavailable:
+        log.warning("client authentication impossible now: client_id=%r keys unavailable", client_id)
+        raise ServiceUnavailableError(description="The client's certificates cannot be fetched now.") from None
     return client
 
 
@@ -343,7 +378,9 @@ def authenticate_form_request(form: FormRequest, *, now: datetime) -> ClientReco
         credentials = presented_credentials(form.authorization, form.params)
         client_id = credentials.client_ids[0]
         _check_not_locked_out(client_id=client_id, address=form.address)
-        return authenticate_client(credentials=credentials, address=form.address, now=now, path=form.path)
+        return authenticate_client(
+            credentials=credentials, address=form.address, now=now, path=form.path, certificate=form.certificate
+        )
     except ClientAuthenticationFailed as failure:
         _check_not_locked_out(client_id=None, address=form.address)
         ratelimit.record_failure(client_id=client_id, address=form.address)

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from tokens.addresses import IPAddress, client_address
 from tokens.errors import InvalidRequestError, RequestTooLargeError
+from tokens.mtls import ForwardedCertificate, forwarded_certificate
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 64
@@ -70,6 +71,8 @@ class FormRequest:
     address: IPAddress | None
     path: str = ""  # the path called, e.g. /oauth/token/ (client assertions may name it in aud)
     dpop: str | None = None  # the DPoP header (RFC 9449 §4.1); repeated ones arrive comma-joined
+    # The TLS client certificate a trusted proxy forwarded (RFC 8705, RFC 9440), not yet read.
+    certificate: ForwardedCertificate | None = None
 
 
 def read_form_request(request: HttpRequest) -> FormRequest:
@@ -80,4 +83,5 @@ def read_form_request(request: HttpRequest) -> FormRequest:
         address=client_address(request),
         path=request.path_info,
         dpop=request.META.get("HTTP_DPOP"),
+        certificate=forwarded_certificate(request),
     )

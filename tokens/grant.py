@@ -11,6 +11,8 @@
    (``invalid_target``).
 6. DPoP (RFC 9449 §4.3, §5): a ``DPoP`` proof, if sent, is checked and binds the token to
    its key (``invalid_dpop_proof``); a client with ``dpop_bound_access_tokens`` must send one.
+7. mTLS (RFC 8705 §3): a client with ``tls_client_certificate_bound_access_tokens`` gets a
+   token bound to the TLS client certificate it connected with (``invalid_request`` without one).
 
 The checklist runs here rather than in oauthlib's ``ClientCredentialsGrant`` because
 that grant's request object and validator plumbing cost more than the checks themselves
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from tokens import claims, dpop
+from tokens import claims, dpop, mtls
 from tokens.client_auth import authenticate_form_request
 from tokens.errors import InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError
 from tokens.form import FormRequest, single
@@ -51,8 +53,12 @@ def issue(token_request: FormRequest) -> IssuedToken:
     proof = dpop.verify_proof(token_request.dpop, method="POST", path=token_request.path)
     if proof is None and client.dpop_bound_access_tokens:
         raise dpop.InvalidDPoPProofError(description="This client's tokens must be DPoP-bound: send a DPoP proof.")
-    grant = claims.Grant(
-        scopes=scopes, audience=audience, tenants=tenants, roles=roles,
-        cnf={"jkt": proof.jkt} if proof is not None else None,
-    )
+    try:
+        certificate = mtls.bound_thumbprint(client, token_request.certificate)
+    except mtls.CertificateRejected:
+        raise InvalidRequestError(
+            description="This client's tokens are bound to its TLS client certificate: connect with it."
+        ) from None
+    cnf = {**({"jkt": proof.jkt} if proof else {}), **({"x5t#S256": certificate} if certificate else {})}
+    grant = claims.Grant(scopes=scopes, audience=audience, tenants=tenants, roles=roles, cnf=cnf or None)
     return issue_access_token(client=client, grant=grant)

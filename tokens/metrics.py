@@ -72,6 +72,7 @@ class FailureReason(enum.StrEnum):
     EXPIRED_OR_REVOKED_SECRET = "expired_or_revoked_secret"
     INVALID_ASSERTION = "invalid_assertion"
     REPLAYED_ASSERTION = "replayed_assertion"
+    INVALID_CERTIFICATE = "invalid_certificate"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     ADDRESS_NOT_ALLOWED = "address_not_allowed"
     LOCKED_OUT = "locked_out"

@@ -31,6 +31,8 @@ def server_metadata() -> dict[str, object]:
         "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
         # RFC 9449 §5.1.
         "dpop_signing_alg_values_supported": signing_algs,
+        # RFC 8705 §3.3.
+        "tls_client_certificate_bound_access_tokens": True,
     }
 
 
