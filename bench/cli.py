@@ -21,7 +21,7 @@ from bench.load import DPOP_MAX_SECONDS, RequestFiles, Run, measure, require_wrk
 from bench.report import MemoryResult
 from bench.servers import ROOT, RunningServer, Target
 
-SERVERS = ("authserver", "private_key_jwt", "federated", "dpop", "trivial", "dot-plain", "dot-hashed",
+SERVERS = ("authserver", "private_key_jwt", "federated", "dpop", "mtls", "trivial", "dot-plain", "dot-hashed",
            "introspect-token", "introspect-key", "authserver-postgres", "authserver-registry")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 MEMORY_CONCURRENCY = 8
@@ -40,7 +40,8 @@ class Plan:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 dev.py bench",
-        description="Token endpoint benchmark: authserver against a trivial Django view and "
+        description="Token endpoint benchmark: authserver (client_secret_basic, and beside it private_key_jwt, "
+                    "federated, DPoP and mTLS clients) against a trivial Django view and "
                     "stock django-oauth-toolkit, and authserver's introspection of an access token and of an "
                     "API key, each under gunicorn with 2 sync workers, loaded with wrk.",
     )
@@ -128,6 +129,8 @@ def plans(options: argparse.Namespace) -> list[Plan]:
             jwks_file=w / "federated-cluster-jwks.json"))),
         ("dpop", lambda w: nullcontext(
             servers.dpop_target(name="dpop", database_url=f"sqlite:///{w / 'dpop.sqlite3'}"))),
+        ("mtls", lambda w: nullcontext(servers.mtls_target(
+            name="mtls", database_url=f"sqlite:///{w / 'mtls.sqlite3'}", ca_file=w / "mtls-ca.pem"))),
         ("trivial", _fixed(servers.trivial_target)),
         ("dot-plain", lambda w: nullcontext(
             servers.dot_target(name="dot-plain", database=w / "dot-plain.sqlite3", hashed=False))),

@@ -111,8 +111,13 @@ def _lua_headers(headers: dict[str, str]) -> str:
     return ", ".join(f"[{_lua_string(name)}] = {_lua_string(value)}" for name, value in headers.items())
 
 
+def _lua_list(items: tuple[str, ...]) -> str:
+    return "{" + ", ".join(_lua_string(item) for item in items) + "}"
+
+
 def _lua_expect(target: Target) -> str:
-    return "{" + ", ".join(_lua_string(item) for item in target.expected) + "}"
+    """The Lua spec's checks of a good answer: ``expect`` (each) and ``expect_any`` (one at least)."""
+    return f"expect = {_lua_list(target.expected)}, expect_any = {_lua_list(target.expected_any)}"
 
 
 def wrk_threads(concurrency: int) -> int:
@@ -126,7 +131,7 @@ def wrk_seconds(seconds: float) -> int:
 
 def write_requests(target: Target, path: Path) -> Path:
     """The Lua table of token requests wrk cycles through: one per credential."""
-    lines = [f"return {{path = {_lua_string(target.token_path)}, expect = {_lua_expect(target)}, requests = {{"]
+    lines = [f"return {{path = {_lua_string(target.token_path)}, {_lua_expect(target)}, requests = {{"]
     for credential in target.credentials:
         headers = _lua_headers(target.headers(credential))
         lines.append(f"  {{headers = {{{headers}}}, body = {_lua_string(target.body)}}},")
@@ -171,7 +176,7 @@ def write_unique_requests(target: Target, path: Path, *, threads: int, per_threa
         # Sent by a thread that has run out: no credentials, so it cannot replay anything (401).
         line = f"  exhausted = {_lua_string(target.body)},\n"
     path.write_text(
-        f"return {{path = {_lua_string(target.token_path)}, headers = {{{headers}}}, expect = {_lua_expect(target)},\n"
+        f"return {{path = {_lua_string(target.token_path)}, headers = {{{headers}}}, {_lua_expect(target)},\n"
         + line
         + f"  slices = {{{', '.join(_lua_string(str(item)) for item in slices)}}}}}\n"
     )

@@ -125,6 +125,7 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
     found.append(private_key_jwt_check(runs))
     found.append(federated_check(runs))
     found.append(dpop_check(runs))
+    found.append(mtls_check(runs))
     for server, what in (("introspect-token", "tokens"), ("introspect-key", "API keys")):
         run = _find(runs, server, REFERENCE_CONCURRENCY)
         found.append(Check(
@@ -165,6 +166,13 @@ def dpop_check(runs: Sequence[Run]) -> Check:
     recorded, the token bound to its key) against the secret path of the same run, and no errors
     at any concurrency."""
     return _against_secret(runs, "dpop")
+
+
+def mtls_check(runs: Sequence[Run]) -> Check:
+    """mTLS (tls_client_auth: the forwarded Client-Cert read, its chain verified against the trusted
+    CA and its SAN DNS matched, the token bound to its x5t#S256) against the secret path of the same
+    run, and no errors at any concurrency."""
+    return _against_secret(runs, "mtls")
 
 
 def _against_secret(runs: Sequence[Run], server: str) -> Check:

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from base64 import b64encode
+from base64 import b64encode, urlsafe_b64decode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from bench import procstat
 from bench.assertions import AssertionSigner, DPoPProver, WorkloadTokenIssuer
+from bench.certificates import ClientCertificate, payload_needles
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -69,6 +70,9 @@ class Target:
     # DPoP: each request is this one (``body``, client_secret_basic) plus its own fresh proof
     # in a ``DPoP`` header.
     prover: DPoPProver | None = None
+    # mTLS (tls_client_auth): every request carries this certificate in ``Client-Cert``, as a
+    # TLS-terminating proxy forwards it, and every token is bound to it (``cnf`` ``x5t#S256``).
+    certificate: ClientCertificate | None = None
 
     @property
     def url(self) -> str:
@@ -83,10 +87,18 @@ class Target:
         """Whether each request may be sent only once (its assertion or its DPoP proof)."""
         return self.signer is not None or self.prover is not None
 
+    @property
+    def expected_any(self) -> tuple[str, ...]:
+        """What every good answer's body holds at least one of (mTLS: the token's ``cnf`` claim, as
+        base64url at each of its three alignments in the payload), or nothing to check."""
+        return payload_needles(self.certificate.cnf_claim()) if self.certificate else ()
+
     def headers(self, credential: Credential) -> dict[str, str]:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if self.signer is None and self.basic_auth:
             headers["Authorization"] = credential.basic()
+        if self.certificate is not None:
+            headers["Client-Cert"] = self.certificate.header()
         return headers
 
 
@@ -114,7 +126,8 @@ def free_port() -> int:
 
 def _server_env(port: int, settings_module: str, extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("DATABASE_URL", "CACHE_URL", "REDIS_URL", "DEBUG"):
+    for name in ("DATABASE_URL", "CACHE_URL", "REDIS_URL", "DEBUG",
+                 "TRUSTED_PROXIES", "MTLS_TRUSTED_CA_FILE", "MTLS_CLIENT_CERT_HEADER"):
         env.pop(name, None)  # a developer's own configuration must not leak into a measurement
     env.update(
         DJANGO_SETTINGS_MODULE=settings_module,
@@ -157,15 +170,17 @@ CLIENT_GRANTS = ("--scope", "invoices:read", "--scope", "invoices:write",
                  "--tenant", "acme", "--role", "auditor", "--role", "acme/reader")
 PRIVATE_KEY_JWT_CLIENT = "bench-pkjwt"
 FEDERATED_CLIENT = "bench-federated"
+MTLS_CLIENT = "bench-mtls"
 TRUSTED_ISSUER_NAME = "bench-cluster"
 
 
-def _authserver_env(port: int, database_url: str) -> dict[str, str]:
-    """authserver's environment on ``database_url``, migrated; its ISSUER is its own URL."""
+def _authserver_env(port: int, database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """authserver's environment on ``database_url`` (and ``extra``), migrated; its ISSUER is its own URL."""
     env = _server_env(port, "authserver.settings", {
         "SECRET_HASH_KEY": secrets.token_hex(32),
         "ISSUER": f"http://{HOST}:{port}",
         "DATABASE_URL": database_url,
+        **(extra or {}),
     })
     run_python(["manage.py", "migrate", "--noinput", "-v", "0"], env)
     return env
@@ -215,6 +230,28 @@ def dpop_target(*, name: str, database_url: str) -> Target:
     prover = DPoPProver(target.env["ISSUER"] + target.token_path)
     return Target(name, target.wsgi, target.env, target.port, target.token_path, target.body,
                   target.credentials, expect=('"access_token"', '"token_type":"DPoP"'), prover=prover)
+
+
+def mtls_target(*, name: str, database_url: str, ca_file: Path) -> Target:
+    """authserver as ``authserver_target``, its one client registered for ``tls_client_auth``
+    (RFC 8705 §2.1) by SAN DNS, no secret, its tokens certificate-bound (the method's default).
+    The server trusts 127.0.0.1 as its TLS-terminating proxy and the bench's CA (``ca_file``);
+    every request sends ``client_id`` in the body and the client's certificate in RFC 9440's
+    ``Client-Cert``, as that proxy would forward it, over plain HTTP."""
+    port = free_port()
+    certificate = ClientCertificate()
+    env = _authserver_env(port, database_url, {
+        "TRUSTED_PROXIES": f"{HOST}/32", "MTLS_TRUSTED_CA_FILE": str(certificate.write_ca(ca_file)),
+    })
+    created = _last_json_line(run_python([
+        "manage.py", "createclient", MTLS_CLIENT, "--client-id", MTLS_CLIENT, *CLIENT_GRANTS,
+        "--auth-method", "tls_client_auth", "--tls-san-dns", certificate.dns, "--json",
+    ], env))
+    if created.get("client_id") != MTLS_CLIENT or "client_secret" in created:
+        raise RuntimeError(f"createclient --auth-method tls_client_auth printed {created}")
+    body = f"grant_type=client_credentials&client_id={MTLS_CLIENT}"
+    return Target(name, "authserver.wsgi", env, port, "/oauth/token", body, (Credential(MTLS_CLIENT, ""),),
+                  basic_auth=False, expect=('"access_token"', '"token_type":"Bearer"'), certificate=certificate)
 
 
 def _add_trusted_issuer(env: dict[str, str], *, name: str, issuer: str, jwks_file: Path) -> None:
@@ -378,3 +415,17 @@ def check_token_request(target: Target) -> None:
         connection.close()
     if response.status != 200 or not all(expected.encode() in payload for expected in target.expected):
         raise RuntimeError(f"{target.name}: request answered {response.status}: {payload[:500]!r}")
+    if target.certificate is not None:
+        _check_bound(target, target.certificate, payload)
+
+
+def _check_bound(target: Target, certificate: ClientCertificate, payload: bytes) -> None:
+    """The token is bound to ``certificate`` (RFC 8705 §3.1), and the wrk script's check of that
+    (``Target.expected_any``) finds it."""
+    token = json.loads(payload)["access_token"]
+    segment = token.split(".")[1]
+    claims = json.loads(urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    if claims.get("cnf") != {"x5t#S256": certificate.thumbprint}:
+        raise RuntimeError(f"{target.name}: token not bound to the client certificate: cnf {claims.get('cnf')!r}")
+    if not any(needle in segment for needle in target.expected_any):
+        raise RuntimeError(f"{target.name}: the wrk check would not find cnf in the token payload {segment!r}")

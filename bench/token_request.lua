@@ -18,7 +18,9 @@
 --
 -- A response is an error unless its status is 2xx and its body holds
 -- `expect`, a string or each string of a list ("access_token" for the token endpoint,
--- "active":true for introspection; DPoP also "token_type":"DPoP"). With LIMIT,
+-- "active":true for introspection; DPoP also "token_type":"DPoP"), and, when `expect_any` is a
+-- non-empty list, at least one of its strings (mTLS: the token's cnf claim as base64url at each
+-- of its three alignments in the JWT payload). With LIMIT,
 -- each thread stops after LIMIT responses and prints BENCH_LIMIT.
 -- done() prints one line: BENCH_RESULT {json}; latencies in microseconds.
 
@@ -62,6 +64,7 @@ function init(args)
   ran_out = false
   expect = spec.expect or '"access_token"'
   if type(expect) == "string" then expect = {expect} end
+  expect_any = spec.expect_any or {}
   responses = 0
   errors = 0
   first_error = ""
@@ -90,7 +93,11 @@ local function expected(body)
   for _, wanted in ipairs(expect) do
     if not string.find(body, wanted, 1, true) then return false end
   end
-  return true
+  if #expect_any == 0 then return true end
+  for _, wanted in ipairs(expect_any) do
+    if string.find(body, wanted, 1, true) then return true end
+  end
+  return false
 end
 
 function response(status, headers, body)
