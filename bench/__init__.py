@@ -11,6 +11,9 @@ wrk threads = min(c, 2)) after a short warm-up:
 - ``private_key_jwt``: the same, its client authenticating with a fresh ES256 assertion per
   request (RFC 7523, ``bench/assertions.py``) instead of a secret;
 - ``trivial``: a Django view returning fixed token-shaped JSON (bench/trivial): Django's floor;
+- ``node-oidc-provider``: node-oidc-provider 9 (bench/node-oidc-provider/server.mjs, 2
+  ``node:cluster`` workers) issuing RS256 JWT access tokens for the same request; its
+  packages are installed with ``npm ci`` on first use, and the row skipped without them;
 - ``dot-plain`` / ``dot-hashed``: stock django-oauth-toolkit 3.4 (bench/dot) with plain and
   with hashed (PBKDF2, DOT's default) client secrets.
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +21,9 @@ from bench.load import DPOP_MAX_SECONDS, RequestFiles, Run, measure, require_wrk
 from bench.report import MemoryResult
 from bench.servers import ROOT, RunningServer, Target
 
-SERVERS = ("authserver", "private_key_jwt", "federated", "dpop", "mtls", "trivial", "dot-plain", "dot-hashed",
-           "introspect-token", "introspect-key", "authserver-postgres", "authserver-registry")
+SERVERS = ("authserver", "private_key_jwt", "federated", "dpop", "mtls", "trivial", "node-oidc-provider",
+           "dot-plain", "dot-hashed", "introspect-token", "introspect-key", "authserver-postgres",
+           "authserver-registry")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 MEMORY_CONCURRENCY = 8
 
@@ -41,9 +42,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 dev.py bench",
         description="Token endpoint benchmark: authserver (client_secret_basic, and beside it private_key_jwt, "
-                    "federated, DPoP and mTLS clients) against a trivial Django view and "
-                    "stock django-oauth-toolkit, and authserver's introspection of an access token and of an "
-                    "API key, each under gunicorn with 2 sync workers, loaded with wrk.",
+                    "federated, DPoP and mTLS clients) against a trivial Django view, "
+                    "node-oidc-provider 9 and stock django-oauth-toolkit, and authserver's introspection of an "
+                    "access token and of an API key, each with 2 workers (gunicorn's sync workers; node's "
+                    "cluster), loaded with wrk.",
     )
     parser.add_argument("--duration", type=float, default=10.0,
                         help=f"seconds per run (default 10; at most {DPOP_MAX_SECONDS:.0f} with the dpop row, whose "
@@ -132,6 +134,7 @@ def plans(options: argparse.Namespace) -> list[Plan]:
         ("mtls", lambda w: nullcontext(servers.mtls_target(
             name="mtls", database_url=f"sqlite:///{w / 'mtls.sqlite3'}", ca_file=w / "mtls-ca.pem"))),
         ("trivial", _fixed(servers.trivial_target)),
+        ("node-oidc-provider", lambda w: nullcontext(servers.node_oidc_provider_target(name="node-oidc-provider"))),
         ("dot-plain", lambda w: nullcontext(
             servers.dot_target(name="dot-plain", database=w / "dot-plain.sqlite3", hashed=False))),
         ("dot-hashed", lambda w: nullcontext(
@@ -229,6 +232,7 @@ def host_info() -> dict[str, object]:
                   if line.startswith("model name")), "")
     return {
         "cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+        "node": output("node", "--version"),
         "wrk": output(require_wrk(), "-v").splitlines()[0] if output(require_wrk(), "-v") else "",
         "commit": output("git", "rev-parse", "HEAD"),
         "uncommitted_changes": bool(output("git", "status", "--porcelain")),
@@ -241,12 +245,19 @@ def main(argv: list[str]) -> int:
     started = datetime.now()
     runs: list[Run] = []
     memory: MemoryResult | None = None
+    skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="authserver-bench-") as tmp:
         workdir = Path(tmp)
         for plan in plans(options):
             say(f"{plan.name}: preparing ...")
             began = time.monotonic()
-            with plan.prepare(workdir) as target:
+            with ExitStack() as prepared:
+                try:
+                    target = prepared.enter_context(plan.prepare(workdir))
+                except servers.Unavailable as missing:
+                    say(f"{plan.name}: skipped: {missing}")
+                    skipped[plan.name] = str(missing)
+                    continue
                 requests = RequestFiles(target, workdir / f"{plan.name}-requests.lua")
                 say(f"{plan.name}: ready in {time.monotonic() - began:.1f} s, {len(target.credentials)} client(s), "
                     f"{target.url}")
@@ -261,6 +272,8 @@ def main(argv: list[str]) -> int:
     found = report.checks(runs, memory)
     print()
     print(report.table(runs))
+    for name, reason in skipped.items():
+        print(f"{name}: skipped, {reason.splitlines()[0]}")
     warning = report.noise_warning(runs)
     if warning:
         print(warning)
@@ -275,6 +288,7 @@ def main(argv: list[str]) -> int:
         "options": {key: str(value) if isinstance(value, Path) else value for key, value in vars(options).items()},
         "host": host_info(),
         "runs": [asdict(run) for run in runs],
+        "skipped": skipped,
         "memory": asdict(memory) if memory else None,
         "checks": [asdict(check) | {"verdict": check.verdict} for check in found],
     }, indent=2) + "\n")

@@ -122,6 +122,7 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
                            held >= 0.9 and c32.errors == 0))
     else:
         found.append(Check("c=32: throughput >= 90 % of c=8, 0 errors", "not measured", None))
+    found.extend(issue_17_checks(runs))
     found.append(private_key_jwt_check(runs))
     found.append(federated_check(runs))
     found.append(dpop_check(runs))
@@ -146,6 +147,32 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
             memory.growth_mb < 10 and memory.errors == 0,
         ))
     return found
+
+
+def issue_17_checks(runs: Sequence[Run]) -> list[Check]:
+    """Issue 17's goals for the secret path, above the floor the goals before them keep (55 % of
+    the trivial view, p99 10 ms): as fast as node-oidc-provider issuing the same JWT access token
+    (RS256, the same scope), three quarters of the trivial view, and p99 within 5 ms."""
+    c8 = _find(runs, "authserver", REFERENCE_CONCURRENCY)
+    return [
+        node_oidc_provider_check(runs),
+        _ratio_check(runs, "issue 17: authserver / trivial Django >= 75 %", "authserver", "trivial",
+                     lambda r: r >= 0.75, lambda r: f"{r:.0%}"),
+        Check("issue 17: authserver p99 <= 5 ms", f"{c8.p99_ms:.2f} ms" if c8 else "not measured",
+              c8.p99_ms <= 5 if c8 else None),
+    ]
+
+
+def node_oidc_provider_check(runs: Sequence[Run]) -> Check:
+    """authserver against node-oidc-provider 9 (client_secret_basic, an RS256 JWT access token,
+    no store) in the same run, both answering every request at c=8."""
+    goal = "issue 17: authserver / node-oidc-provider >= 1.0x, 0 errors"
+    ratio = _ratio_check(runs, goal, "authserver", "node-oidc-provider", lambda r: r >= 1.0, lambda r: f"{r:.2f}x")
+    if ratio.passed is None:
+        return ratio
+    errors = sum(r.errors for r in runs
+                 if r.server in ("authserver", "node-oidc-provider") and r.concurrency == REFERENCE_CONCURRENCY)
+    return Check(goal, f"{ratio.measured}, {errors} errors", ratio.passed and errors == 0)
 
 
 def private_key_jwt_check(runs: Sequence[Run]) -> Check:

@@ -1,8 +1,9 @@
 """The servers under test: how each is prepared (database, clients) and run under gunicorn.
 
-Every server runs with authserver's own gunicorn configuration (2 sync workers, the same
+Every Python server runs with authserver's own gunicorn configuration (2 sync workers, the same
 keep-alive and timeouts), bound to 127.0.0.1 on a free port, on a fresh database, as a
-subprocess in its own session that is stopped by its own process IDs.
+subprocess in its own session that is stopped by its own process IDs.  node-oidc-provider runs
+as a ``node:cluster`` primary with as many workers, set up the same way.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
-from base64 import b64encode, urlsafe_b64decode
+from base64 import b64encode, urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +40,10 @@ STOP_TIMEOUT = 30.0
 SETUP_TIMEOUT = 900.0
 
 
+class Unavailable(RuntimeError):
+    """A server this machine cannot run (its runtime or its packages are missing): its row is skipped."""
+
+
 @dataclass(frozen=True)
 class Credential:
     client_id: str
@@ -50,10 +57,11 @@ class Credential:
 
 @dataclass(frozen=True)
 class Target:
-    """A server ready to start: its WSGI app, its environment and the token request it answers."""
+    """A server ready to start: its WSGI app (or its own command line), its environment and the
+    token request it answers."""
 
     name: str
-    wsgi: str
+    wsgi: str  # "" with ``program``
     env: dict[str, str]
     port: int
     token_path: str
@@ -73,14 +81,25 @@ class Target:
     # mTLS (tls_client_auth): every request carries this certificate in ``Client-Cert``, as a
     # TLS-terminating proxy forwards it, and every token is bound to it (``cnf`` ``x5t#S256``).
     certificate: ClientCertificate | None = None
+    # A server that is not a WSGI app under gunicorn: its command line, run from ROOT, a primary
+    # process forking WORKERS workers as gunicorn's master does.
+    program: tuple[str, ...] = ()
+    # Every access token is a JWT access token (RFC 9068) signed with this alg: checked decoded on
+    # the first request, and by the beginning of its JWS header in every answer (``expected``).
+    token_alg: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
     @property
+    def command(self) -> list[str]:
+        return list(self.program) or [str(GUNICORN), "-c", GUNICORN_CONFIG, self.wsgi]
+
+    @property
     def expected(self) -> tuple[str, ...]:
-        return (self.expect,) if isinstance(self.expect, str) else self.expect
+        expected = (self.expect,) if isinstance(self.expect, str) else self.expect
+        return (*expected, jwt_header_needle(self.token_alg)) if self.token_alg else expected
 
     @property
     def single_use(self) -> bool:
@@ -102,6 +121,14 @@ class Target:
         return headers
 
 
+def jwt_header_needle(alg: str) -> str:
+    """How an answer begins its access token when the JWS header begins ``{"alg":ALG,"typ":"at+jwt",``
+    (as node-oidc-provider writes it): the whole base64url characters those bytes make."""
+    head = json.dumps({"alg": alg, "typ": "at+jwt"}, separators=(",", ":"))[:-1] + ","
+    encoded = urlsafe_b64encode(head.encode("ascii")).decode("ascii")
+    return '"access_token":"' + encoded[: len(head) // 3 * 4]
+
+
 @dataclass
 class RunningServer:
     target: Target
@@ -110,7 +137,7 @@ class RunningServer:
     workers: list[int] = field(default_factory=list)
 
     def pids(self) -> list[int]:
-        """The gunicorn master and its workers, as they are now."""
+        """The gunicorn master (or node's cluster primary) and its workers, as they are now."""
         return [self.process.pid, *procstat.children(self.process.pid)]
 
     def worker_rss(self) -> dict[int, int]:
@@ -342,15 +369,74 @@ def dot_target(*, name: str, database: Path, hashed: bool) -> Target:
                   "grant_type=client_credentials&scope=read", (credential,))
 
 
+# --- node-oidc-provider ----------------------------------------------------------------
+
+NODE_OIDC_PROVIDER = Path(__file__).resolve().parent / "node-oidc-provider"
+NODE_CLIENT = "bench-node"
+NPM_TIMEOUT = 300.0
+
+
+def node_oidc_provider_target(*, name: str) -> Target:
+    """node-oidc-provider 9 (``bench/node-oidc-provider/server.mjs``): 2 cluster workers, one client
+    (``client_secret_basic``, client credentials, authserver's two scopes) and a resource server
+    (``https://api.example.com``, the default resource) whose access tokens are JWTs signed RS256
+    with a key made per run; the same body as ``authserver``'s.  Its packages are installed on
+    first use (``npm ci``); without node or them the row is skipped (``Unavailable``)."""
+    node = shutil.which("node")
+    if node is None:
+        raise Unavailable("node is not installed (Node.js 20.19 or later; 22 LTS is what oidc-provider 9 asks for)")
+    npm_install(NODE_OIDC_PROVIDER)
+    port = free_port()
+    credential = Credential(NODE_CLIENT, secrets.token_urlsafe(32))
+    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "NODE_OPTIONS", "NODE_DEBUG")}
+    env.update(NODE_ENV="production", PORT=str(port), WEB_CONCURRENCY=str(WORKERS),
+               BENCH_CLIENT_ID=credential.client_id, BENCH_CLIENT_SECRET=credential.client_secret)
+    body = f"grant_type=client_credentials&scope={quote(AUTHSERVER_SCOPE, safe='')}"
+    return Target(name, "", env, port, "/token", body, (credential,),
+                  program=(node, str(NODE_OIDC_PROVIDER / "server.mjs")), token_alg="RS256")
+
+
+def npm_install(folder: Path) -> None:
+    """``npm ci`` in ``folder`` unless its ``node_modules`` already holds every version its
+    ``package.json`` pins; raise ``Unavailable`` if npm is missing, fails or takes too long."""
+    if _npm_installed(folder):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise Unavailable(f"npm is not installed, and {folder.relative_to(ROOT)}/node_modules is not either")
+    command = [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline", "--fetch-retries=1", "--fetch-timeout=30000"]
+    began = time.monotonic()
+    try:
+        done = subprocess.run(  # noqa: S603 - npm with our own arguments
+            command, cwd=folder, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired as timeout:
+        raise Unavailable(f"npm ci in {folder.relative_to(ROOT)} took over {NPM_TIMEOUT:.0f} s (offline?)") from timeout
+    if done.returncode != 0 or not _npm_installed(folder):
+        lines = (done.stdout + done.stderr).strip().splitlines() or ["no output"]
+        raise Unavailable(f"npm ci in {folder.relative_to(ROOT)} failed ({done.returncode}; offline?): "
+                          + "\n".join(lines[:6]))
+    print(f"  npm ci in {folder.relative_to(ROOT)}: {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
+
+
+def _npm_installed(folder: Path) -> bool:
+    pinned: dict[str, str] = json.loads((folder / "package.json").read_text()).get("dependencies", {})
+    for package, version in pinned.items():
+        manifest = folder / "node_modules" / package / "package.json"
+        if not manifest.is_file() or json.loads(manifest.read_text()).get("version") != version:
+            return False
+    return True
+
+
 # --- running ---------------------------------------------------------------------------
 
 @contextmanager
 def serve(target: Target, log: Path) -> Iterator[RunningServer]:
-    """Run ``target`` under gunicorn until the block ends; stop it by its own PIDs in any case."""
+    """Run ``target`` (under gunicorn, or its own program) until the block ends; stop it by its own
+    PIDs in any case."""
     with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own gunicorn and arguments
-            [str(GUNICORN), "-c", GUNICORN_CONFIG, target.wsgi],
-            cwd=ROOT, env=target.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        process = subprocess.Popen(  # noqa: S603 - our own gunicorn (or node) and arguments
+            target.command, cwd=ROOT, env=target.env, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = RunningServer(target, process, log)
     try:
@@ -413,10 +499,24 @@ def check_token_request(target: Target) -> None:
         payload = response.read()
     finally:
         connection.close()
+    if response.status == 200 and target.token_alg is not None:
+        _check_jwt_header(target, target.token_alg, payload)
     if response.status != 200 or not all(expected.encode() in payload for expected in target.expected):
         raise RuntimeError(f"{target.name}: request answered {response.status}: {payload[:500]!r}")
     if target.certificate is not None:
         _check_bound(target, target.certificate, payload)
+
+
+def _check_jwt_header(target: Target, alg: str, payload: bytes) -> None:
+    """The access token is a JWT access token (RFC 9068 §2.1: ``typ`` ``at+jwt``) signed with ``alg``,
+    and the wrk script's check of that (``Target.expected``) finds it."""
+    token = json.loads(payload)["access_token"]
+    segment = token.split(".")[0]
+    header = json.loads(urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    if header.get("alg") != alg or header.get("typ") != "at+jwt":
+        raise RuntimeError(f"{target.name}: access token header {header!r}, not alg {alg} typ at+jwt")
+    if jwt_header_needle(alg).encode() not in payload:
+        raise RuntimeError(f"{target.name}: the wrk check would not find the header {header!r} as it is written")
 
 
 def _check_bound(target: Target, certificate: ClientCertificate, payload: bytes) -> None:
