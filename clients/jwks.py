@@ -277,3 +277,21 @@ def describe_certificates(value: object) -> list[certificates.Description]:
     members = value.get("keys", []) if isinstance(value, dict) else []
     return [certificates.describe(certificates.x5c_certificates(data["x5c"])[0])
             for data in members if isinstance(data, dict) and "x5c" in data]
+
+
+def without_certificates(value: Any) -> Any:
+    """A JWK Set as the audit trail and its log lines keep it: each ``x5c`` certificate named by
+    its ``x5t#S256`` thumbprint, never the certificate itself."""
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
+        return value
+
+    def named(data: Any) -> Any:
+        if not isinstance(data, dict) or "x5c" not in data:
+            return data
+        try:
+            x5c = [f"x5t#S256:{certificates.thumbprint(c)}" for c in certificates.x5c_certificates(data["x5c"])]
+        except certificates.InvalidCertificate:
+            x5c = ["(unreadable)"]
+        return {**data, "x5c": x5c}
+
+    return {**value, "keys": [named(data) for data in value["keys"]]}

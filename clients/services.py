@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from authserver.durations import parse_duration
-from clients import audit, metadata
+from clients import audit, jwks, metadata
 from clients import secrets as client_secrets
 from clients.models import SCOPE_TOKEN_PATTERN, ApiKey, Client, ClientSecret, Role, Tenant, TrustedIssuer
 
@@ -234,6 +234,7 @@ def _snapshot(client: Client) -> dict[str, object]:
     """The client's settings as the audit trail shows them."""
     return {
         **{name: getattr(client, name) for name in sorted(UPDATABLE_FIELDS)},
+        "jwks": jwks.without_certificates(client.jwks),
         "tenants": sorted(tenant.slug for tenant in client.tenants.all()),
         "roles": sorted(role.claim_value for role in client.roles.select_related("tenant")),
         "owner": client.user.get_username() if client.user is not None else None,

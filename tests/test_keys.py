@@ -439,7 +439,8 @@ def test_metadata(db, http, settings, path, issuer):
         "token_endpoint": f"{issuer}/oauth/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                                  "tls_client_auth", "self_signed_tls_client_auth"],
     }
     assert "response_types_supported" in body  # RFC 8414 §2: REQUIRED
 

@@ -578,3 +578,28 @@ def test_createclient_registers_an_mtls_client(db, http, root):
     assert "no secret" in out.getvalue()
     certificate = pki.issue(root, dns=["billing.example.com"])
     bound_claims(http, token(http, "billing", certificate), certificate)
+
+
+def test_a_verified_chain_is_remembered_within_its_minute_but_its_expiry_is_checked_each_time(
+    make_client, root, monkeypatch
+):
+    from clients import registry
+    from tokens import mtls
+
+    make_client(client_id="billing", token_endpoint_auth_method="tls_client_auth",
+                tls_client_auth_san_dns="billing.example.com")
+    record = registry.client("billing")
+    minute = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) // 60 * 60, UTC)
+    certificate = pki.issue(root, dns=["billing.example.com"], not_after=minute + timedelta(seconds=40))
+    presented = mtls.PresentedCertificate(certificate.certificate)
+    built = []
+    real = mtls._verifier
+    monkeypatch.setattr(mtls, "_verifier", lambda store, now: built.append(now) or real(store, now))
+    mtls.authenticate(record, presented, now=minute + timedelta(seconds=5))
+    mtls.authenticate(record, presented, now=minute + timedelta(seconds=30))
+    assert len(built) == 1  # the second request of the minute reuses the verified chain
+    with pytest.raises(mtls.CertificateRejected, match="expired"):
+        mtls.authenticate(record, presented, now=minute + timedelta(seconds=45))
+    with pytest.raises(mtls.CertificateRejected, match="certificate chain"):
+        mtls.authenticate(record, presented, now=minute + timedelta(seconds=65))  # the next minute checks afresh
+    assert len(built) == 2

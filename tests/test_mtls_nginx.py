@@ -304,9 +304,9 @@ def test_metadata_through_nginx_names_the_public_urls_and_the_mtls_methods(deplo
 def test_a_header_nginx_refuses_never_harms_the_server(deployment: Deployment) -> None:
     billing = deployment.cert("billing")
     response = token_request(deployment, "billing", billing, headers={"X-Big": "a" * 100_000})
-    # nginx's own 494 "Request Header Or Cookie Too Large", sent as 400 (large_client_header_buffers).
-    assert response.status_code == 400
-    assert "Request Header Or Cookie Too Large" in response.text
+    # nginx's own 494 (large_client_header_buffers), answered in JSON by the configuration's error_page.
+    body = assert_oauth_error(response, 400, "invalid_request")
+    assert body["error_description"] == "The proxy refused the request."
     assert_bound_token(deployment, token_request(deployment, "billing", billing), "billing", billing)
 
 
@@ -317,3 +317,42 @@ def test_a_header_nginx_passes_but_gunicorn_refuses_is_json(deployment: Deployme
     body = assert_oauth_error(response, 431, "invalid_request")
     assert body["error_description"] == "A request header field is too large."
     assert_bound_token(deployment, token_request(deployment, "billing", billing), "billing", billing)
+
+
+# --- README's mTLS section, as written ---------------------------------------------------------
+
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _readme_block(language: str, containing: str) -> str:
+    blocks = [block.split("\n", 1)[1] for block in README.split("```")[1::2] if block.startswith(language + "\n")]
+    (block,) = [block for block in blocks if containing in block]
+    return block
+
+
+def test_readme_shows_the_nginx_configuration_the_suite_runs() -> None:
+    from tests.tls_proxy import NGINX_SERVER, render
+
+    shown = render(
+        NGINX_SERVER, listen="443", server_name="auth.example.com", certificate="/etc/nginx/tls/auth.example.com.crt",
+        certificate_key="/etc/nginx/tls/auth.example.com.key", upstream="http://127.0.0.1:8000",
+        client_cert_header=CERT_HEADER,
+    )
+    assert _readme_block("nginx", "ssl_verify_client") == shown
+
+
+def test_readme_curl_example_gets_a_bound_token(deployment: Deployment) -> None:
+    billing = deployment.cert("billing")
+    command = _readme_block("sh", "curl --cert").split("\n")
+    curl = " ".join(line.rstrip("\\").strip() for line in command[command.index(
+        next(line for line in command if line.startswith("curl"))):] if line.strip())
+    curl = (curl.replace("https://auth.example.com", deployment.proxy.url)
+            .replace("billing.crt", str(billing.cert_file)).replace("billing.key", str(billing.key_file)))
+    done = subprocess.run(
+        [*curl.split(), "--cacert", str(deployment.proxy.ca_file), "--silent", "--show-error", "--max-time", "10"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert verified_claims(deployment, body["access_token"])["cnf"] == {"x5t#S256": billing.x5t_s256}

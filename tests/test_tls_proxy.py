@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -190,18 +191,36 @@ def test_client_sent_certificate_headers_never_reach_upstream(
 def test_oversized_header_refused_by_nginx(proxy: TLSProxy, seen: list[dict[str, Any]]) -> None:
     big = {"X-Big": "a" * 100_000}
     response = requests.get(f"{proxy.url}/", headers=big, verify=str(proxy.ca_file), timeout=TIMEOUT)
-    # nginx's 494 "Request Header Or Cookie Too Large", sent on the wire as 400.
-    assert response.status_code == 400
-    assert "Request Header Or Cookie Too Large" in response.text
+    # nginx's 494 "Request Header Or Cookie Too Large", answered as JSON 400.
+    assert_refused_in_json(response)
     assert seen == []
 
 
 def test_plain_http_to_tls_port_refused(proxy: TLSProxy, seen: list[dict[str, Any]]) -> None:
     response = requests.get(proxy.url.replace("https://", "http://") + "/oauth/token", timeout=TIMEOUT)
-    # nginx's 497, sent on the wire as 400.
-    assert response.status_code == 400
-    assert "The plain HTTP request was sent to HTTPS port" in response.text
+    # nginx's 497, answered as JSON 400.
+    assert_refused_in_json(response)
     assert seen == []
+
+
+def assert_refused_in_json(response: requests.Response) -> None:
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.json() == {"error": "invalid_request", "error_description": "The proxy refused the request."}
+
+
+def test_an_upstream_that_is_down_is_a_json_503(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with tls_proxy(f"http://127.0.0.1:{port}", tmp_path) as down:
+        response = requests.post(f"{down.url}/oauth/token", data={"grant_type": "client_credentials"},
+                                 verify=str(down.ca_file), timeout=TIMEOUT)
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"] == "temporarily_unavailable"
 
 
 def test_large_body_and_response_pass_through_nginx_temp_files(proxy: TLSProxy, seen: list[dict[str, Any]]) -> None:

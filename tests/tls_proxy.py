@@ -38,7 +38,7 @@ GO_MTLS_CLIENT = Path(__file__).parent / "go" / "mtls_clientcredentials.go"
 NGINX_SERVER = """\
 server {
     listen {{ listen }} ssl;
-    server_name localhost;
+    server_name {{ server_name }};
 
     ssl_certificate     {{ certificate }};
     ssl_certificate_key {{ certificate_key }};
@@ -50,8 +50,26 @@ server {
     ssl_verify_client optional_no_ca;
     ssl_verify_depth  3;
 
-    # A header longer than 16k is refused here, with nginx's own 400.
+    # A header longer than 16k is refused here (a JSON 400, below).
     large_client_header_buffers 4 16k;
+
+    # nginx's own refusals answered in JSON like authserver's (RFC 6749 §5.2): a header
+    # too large (494), plain http to this port (497), malformed HTTP; authserver down.
+    error_page 400 494 495 496 497 =400 @bad_request;
+    error_page 502 503 504 =503 @unavailable;
+    location @bad_request {
+        default_type application/json;
+        add_header Cache-Control no-store always;
+        add_header Pragma no-cache always;
+        return 400 '{"error":"invalid_request","error_description":"The proxy refused the request."}';
+    }
+    location @unavailable {
+        default_type application/json;
+        add_header Cache-Control no-store always;
+        add_header Pragma no-cache always;
+        add_header Retry-After 5 always;
+        return 503 '{"error":"temporarily_unavailable","error_description":"Retry shortly."}';
+    }
 
     location / {
         proxy_pass {{ upstream }};
@@ -129,6 +147,7 @@ def tls_proxy(upstream: str, directory: Path, *, client_cert_header: str = "X-SS
     server_block = render(
         NGINX_SERVER,
         listen=f"127.0.0.1:{port}",
+        server_name="localhost",
         certificate=str(certificate),
         certificate_key=str(certificate_key),
         upstream=upstream,

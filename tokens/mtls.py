@@ -172,14 +172,32 @@ def _verifier(store: Store, now: datetime) -> ClientVerifier:
     )
 
 
+# Chains that verified, with when the first of their certificates expires, for the rest of the
+# minute they verified in: a client sends the same certificate every time, and building and
+# checking its chain is most of an mTLS request's cost.  A memo of a pure function of the
+# certificates, the trust store and the time (the expiry is checked on every request), never
+# security state; failures are not kept, so a certificate that becomes valid passes at once.
+_verified: dict[tuple[Store, PresentedCertificate, int], datetime] = {}
+_MAX_VERIFIED = 1024
+
+
 def _check_chain(presented: PresentedCertificate, now: datetime) -> None:
     store = trust_store()
     if store is None:
         raise CertificateRejected("MTLS_TRUSTED_CA_FILE is not set or holds no certificate")
-    try:
-        _verifier(store, now).verify(presented.certificate, list(presented.chain))
-    except VerificationError as error:
-        raise CertificateRejected(f"certificate chain: {str(error)[:200]}") from None
+    key = (store, presented, int(now.timestamp()) // 60)
+    expires = _verified.get(key)
+    if expires is None:
+        try:
+            chain = _verifier(store, now).verify(presented.certificate, list(presented.chain)).chain
+        except VerificationError as error:
+            raise CertificateRejected(f"certificate chain: {str(error)[:200]}") from None
+        expires = min(certificate.not_valid_after_utc for certificate in chain)
+        if len(_verified) >= _MAX_VERIFIED:
+            _verified.clear()
+        _verified[key] = expires
+    if now > expires:
+        raise CertificateRejected("certificate chain: a certificate has expired")
 
 
 def registered_subject(client: ClientRecord) -> tuple[str, str] | None:
