@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from django.conf import settings
-from joserfc import jws
 
 from clients import usage
 from tokens.claims import Grant, TokenSubject, access_token_claims
-from tokens.keys import keyring
+from tokens.keys import LoadedKey, keyring
 
 log = logging.getLogger("authserver.tokens")
 
@@ -32,6 +36,38 @@ class IssuedToken:
     token_type: str = "Bearer"  # "DPoP" for a DPoP-bound token (RFC 9449 §5)
 
 
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@functools.lru_cache(maxsize=16)
+def _header_segment(algorithm: str, kid: str) -> bytes:
+    """RFC 7515 §7.1's first part, the encoded protected header: the same for every token of a key."""
+    return _b64url(json.dumps({"alg": algorithm, "typ": JWT_TYP, "kid": kid}, separators=(",", ":")).encode())
+
+
+def sign_compact(signer: LoadedKey, payload: bytes) -> str:
+    """The JWS compact serialization (RFC 7515 §7.1) of ``payload`` under the signer's key.
+
+    Signed with ``cryptography`` directly (RFC 7518 §3.3 RS256, §3.4 ES256 as raw ``r || s``,
+    RFC 8037 §3.1 EdDSA) and the header encoded once per key: joserfc's general serializer
+    checked and re-encoded the same header on every token (docs/performance.md, issue 17).
+    Every verifier, joserfc's included, reads the result as it read joserfc's own.
+    """
+    signing_input = _header_segment(signer.algorithm, signer.kid) + b"." + _b64url(payload)
+    key = signer.key.raw_value
+    if isinstance(key, ec.EllipticCurvePrivateKey):  # ES256 (P-256)
+        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif isinstance(key, rsa.RSAPrivateKey):  # RS256
+        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    elif isinstance(key, ed25519.Ed25519PrivateKey):  # EdDSA
+        signature = key.sign(signing_input)
+    else:
+        raise TypeError(f"no signing for a {type(key).__name__} ({signer.algorithm})")
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
 def token_ttl(client: TokenSubject) -> int:
     return client.access_token_ttl or settings.ACCESS_TOKEN_TTL
 
@@ -45,9 +81,7 @@ def issue_access_token(*, client: TokenSubject, grant: Grant, now: int | None = 
     claims = access_token_claims(
         client=client, grant=grant, jti=jti, issued_at=issued_at, expires_in=expires_in
     )
-    header = {"alg": signer.algorithm, "typ": JWT_TYP, "kid": signer.kid}
-    payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
-    token = jws.serialize_compact(header, payload, signer.key, algorithms=[signer.algorithm])
+    token = sign_compact(signer, json.dumps(claims, separators=(",", ":")).encode("utf-8"))
     usage.token_issued(client.client_id)
     log.info(
         "token issued client_id=%r scope=%r aud=%r jti=%s",
