@@ -92,6 +92,29 @@ def test_api_key_default_lifetime_beyond_the_maximum_fails_a_check(settings):
     assert not {"authserver.E009", "authserver.E010"} & ids(settings)
 
 
+@pytest.mark.parametrize("content", [
+    None, b"", b"not a certificate", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+])
+def test_an_unusable_mtls_trusted_ca_file_fails_a_check(settings, tmp_path, content):
+    path = tmp_path / "cas.pem"
+    if content is not None:  # None: the file does not exist
+        path.write_bytes(content)
+    settings.MTLS_TRUSTED_CA_FILE = str(path)
+    assert "authserver.E012" in ids(settings)
+    from tests import pki
+
+    path.write_bytes(pki.make_ca().pem())
+    assert "authserver.E012" not in ids(settings)
+
+
+@pytest.mark.parametrize("header", ["X_SSL_Client_Cert", "X-SSL Client-Cert", "Client-Cert:"])
+def test_a_client_cert_header_name_nginx_or_wsgi_would_drop_fails_a_check(settings, header):
+    settings.MTLS_CLIENT_CERT_HEADER = header
+    assert "authserver.E013" in ids(settings)
+    settings.MTLS_CLIENT_CERT_HEADER = "X-SSL-Client-Cert"
+    assert "authserver.E013" not in ids(settings)
+
+
 def test_api_key_lifetimes_come_from_the_environment():
     env = {**os.environ, "API_KEY_DEFAULT_LIFETIME": "12h", "API_KEY_MAX_LIFETIME": "7d", "DEBUG": "1"}
     code = "from clients.services import api_key_lifetimes; print(api_key_lifetimes())"
