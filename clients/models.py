@@ -514,6 +514,11 @@ class RegistryState(models.Model):
 
     version = models.BigIntegerField(default=0)
     keys_version = models.BigIntegerField(default=0)
+    # Seconds since the epoch until which a failed-authentication lockout may hold, anywhere
+    # (tokens.shared_state's database store raises it before it sets a lockout): read with the
+    # versions, it spares the token path its lockout query while none can hold.  A database default:
+    # the version triggers create the row without it.
+    lockouts_until = models.FloatField(db_default=0.0)
 
     def __str__(self) -> str:
         return f"registry version {self.version}"

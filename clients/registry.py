@@ -161,10 +161,12 @@ def reset() -> None:
 
 
 class Versions(NamedTuple):
-    """``RegistryState``'s row: one version per cache (``clients.versions``)."""
+    """``RegistryState``'s row: one version per cache (``clients.versions``), and until when a
+    failed-authentication lockout may hold (``None``: the row is missing, so it is unknown)."""
 
     clients: int
     keys: int
+    lockouts_until: float | None = None
 
 
 _VERSION_SQL: str | None = None
@@ -175,10 +177,10 @@ def _read_versions(db: Any) -> Versions:
     global _VERSION_SQL
     if _VERSION_SQL is None:
         table = db.ops.quote_name(RegistryState._meta.db_table)
-        columns = ", ".join(db.ops.quote_name(name) for name in versions.COLUMNS)
+        columns = ", ".join(db.ops.quote_name(name) for name in (*versions.COLUMNS, "lockouts_until"))
         _VERSION_SQL = f"SELECT {columns} FROM {table} WHERE id = 1"  # noqa: S608 (fixed names)
     rows = dbread.read(_VERSION_SQL, db=db)
-    return Versions(int(rows[0][0]), int(rows[0][1])) if rows else Versions(0, 0)
+    return Versions(int(rows[0][0]), int(rows[0][1]), float(rows[0][2])) if rows else Versions(0, 0)
 
 
 def current_version() -> Versions:
@@ -200,6 +202,17 @@ def current_version() -> Versions:
     return _read_versions(db)
 
 
+def lockouts_until() -> float | None:
+    """Until when a failed-authentication lockout may hold, as this request read it with the
+    registry's version (reading it now if the request has not yet); ``None`` when unknown: outside
+    a request, or when the PostgreSQL change feed spared the read (``tokens.ratelimit`` then asks
+    the lockout markers themselves)."""
+    if not _request.active:
+        return None
+    _fresh_version()
+    return _request.lockouts_until
+
+
 def observed_key_version() -> int | None:
     """The signing-key version this process last read (no query); ``None`` before the first."""
     return _cache.keys_version
@@ -211,17 +224,19 @@ class _Request(threading.local):
 
     active = False
     version: int | None = None
+    # What this request read from the database (never a value kept from an earlier one).
+    lockouts_until: float | None = None
 
 
 _request = _Request()
 
 
 def request_started(**_: Any) -> None:
-    _request.active, _request.version = True, None
+    _request.active, _request.version, _request.lockouts_until = True, None, None
 
 
 def request_finished(**_: Any) -> None:
-    _request.active, _request.version = False, None
+    _request.active, _request.version, _request.lockouts_until = False, None, None
 
 
 def _fresh_version() -> int:
@@ -244,8 +259,10 @@ def _fresh_version() -> int:
     ):
         version = cache.version
     else:
-        version, cache.keys_version = current_version()
+        version, cache.keys_version, lockouts_until = current_version()
         cache.read_at = now
+        if _request.active:
+            _request.lockouts_until = lockouts_until
     if version != cache.version or marker != cache.marker:
         with cache.lock:
             if version != cache.version:

@@ -13,7 +13,7 @@ import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.conftest import assert_oauth_error, basic, outside_shared_state, post_token
+from tests.conftest import assert_oauth_error, basic, outside_shared_state, post_token, shared_state_statements
 
 GRANT = {"grant_type": "client_credentials"}
 WRONG = "ascs_" + "A" * 54  # well-formed shape, wrong checksum: a cheap failure
@@ -59,9 +59,11 @@ def test_client_locked_out_from_one_address_only(make_client, http, store):
         assert token(http, client.client_id, WRONG).status_code == 401
     with CaptureQueriesContext(connection) as queries:
         assert_locked_out(token(http, client.client_id, secret))
-    # Refused before any secret is checked: at most the read of the lockout markers.
-    assert outside_shared_state(queries.captured_queries) == []
-    assert len(queries.captured_queries) == (1 if store == "database" else 0)
+    # Refused before any secret is checked: in the database, the registry's version row (which
+    # says a lockout may hold) and the lockout markers; in Redis, one MGET and no query.
+    outside = outside_shared_state(queries.captured_queries)
+    assert all("registrystate" in sql for sql in outside) and len(outside) == (1 if store == "database" else 0)
+    assert len(shared_state_statements(queries.captured_queries)) == (1 if store == "database" else 0)
     assert token(http, client.client_id, secret, address="198.51.100.7").status_code == 200
 
 
@@ -147,3 +149,30 @@ def test_limits_are_shared_through_redis(make_client, http, settings):
     other_process.mark(ratelimit._lock_key(key), until=window_end)
     assert_locked_out(token(http, client.client_id, secret))
     assert json.loads(token(http, client.client_id, secret, address="198.51.100.7").content)["access_token"]
+
+
+def test_the_markers_are_read_only_while_a_lockout_may_hold(make_client, http, monkeypatch, store):
+    """The embedded default's hot path: the registry's version row says until when a lockout may
+    hold (``RegistryState.lockouts_until``), so the markers cost no query before the first lockout
+    or after the last one has ended, and the lockout itself is refused as ever."""
+    from clients.models import RegistryState
+
+    if store == "redis":
+        pytest.skip("Redis: the markers are one MGET whatever holds, outside the database")
+    client, secret = make_client()
+
+    def marker_reads() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert token(http, client.client_id, secret, address="198.51.100.7").status_code == 200
+        return len(shared_state_statements(queries.captured_queries))
+
+    assert marker_reads() == 0  # nothing has ever been locked out
+    for _ in range(3):
+        assert token(http, client.client_id, WRONG).status_code == 401
+    until = RegistryState.objects.get(pk=1).lockouts_until
+    assert until > time.time()  # raised with the lockout, to the end of its window
+    assert_locked_out(token(http, client.client_id, secret))
+    assert marker_reads() == 1  # from another address: its markers are read, and none holds
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + (until - real_time()) + 1)  # the window is over
+    assert marker_reads() == 0

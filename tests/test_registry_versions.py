@@ -210,3 +210,34 @@ def test_every_registry_table_is_watched() -> None:
     expected |= {Client.tenants.through._meta.db_table, Client.roles.through._meta.db_table}
     assert tables == expected
     assert all(w.column == versions.CLIENTS for w in registry.WATCHED)
+
+
+@pytest.mark.live
+def test_every_migration_applies_to_a_database_whose_version_triggers_are_installed(tmp_path):
+    """An upgrade, not a fresh install: each migration applied one at a time after the first ones,
+    with the version triggers (installed after every ``migrate``) already naming
+    ``RegistryState``, on this suite's database engine."""
+    import os
+
+    from django.db.migrations.loader import MigrationLoader
+
+    from tests.live import fresh_postgres_database, manage, server_env
+
+    names = sorted(name for app, name in MigrationLoader(None, ignore_no_migrations=True).disk_migrations
+                   if app == "clients")
+    test_url = os.environ.get("DATABASE_URL", "")
+
+    def upgrade(url: str) -> None:
+        env = server_env(database_url=url, issuer="http://127.0.0.1:8000")
+        manage(env, "migrate", "clients", names[5], "-v", "0")  # 0006: RegistryState and its triggers
+        for name in names[6:]:
+            manage(env, "migrate", "clients", name, "-v", "0")
+        manage(env, "migrate", "-v", "0")
+        manage(env, "migrate", "clients", names[-2], "-v", "0")  # and back one, and forward again
+        manage(env, "migrate", "-v", "0")
+
+    if test_url.startswith("postgres"):
+        with fresh_postgres_database(test_url, prefix="authserver_upgrade") as url:
+            upgrade(url)
+    else:
+        upgrade(f"sqlite:///{tmp_path / 'upgraded.sqlite3'}")

@@ -61,14 +61,19 @@ def check_not_locked_out(*, client_id: str | None, address: IPAddress | None) ->
     has used up its failures for the current window.
 
     Every request passes here, so it is one read of the lockout markers ``record_failure``
-    sets (one Redis ``MGET``, or one primary-key query), not a read of each counter.
+    sets (one Redis ``MGET``, or one primary-key query), not a read of each counter; in the
+    database, none while the registry's version row, read by the same request, says that no
+    lockout can hold (``DatabaseState.lockouts_may_hold``).
     """
     groups = {_lock_key(key): group for group, key, _ in _limits(client_id, address)}
     if not groups:
         return
     now = time.time()
     try:
-        locked = shared_state().marked(list(groups), now=now)
+        store = shared_state()
+        if not store.lockouts_may_hold(now=now):
+            return
+        locked = store.marked(list(groups), now=now)
     except (DatabaseError, OSError, ConnectionError, RedisError) as error:
         _store_trouble(error)
         return
@@ -85,6 +90,7 @@ def record_failure(*, client_id: str | None, address: IPAddress | None) -> None:
         for _, key, (limit, window) in _limits(client_id, address):
             count, window_end = store.hit(key, window=window, now=now)
             if count >= limit:
+                store.raise_lockouts_until(window_end)
                 store.mark(_lock_key(key), until=window_end)
     except (DatabaseError, OSError, ConnectionError, RedisError) as error:
         _store_trouble(error)

@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import connection
 
 from authserver import dbread
+from clients import registry
+from clients.models import RegistryState
 from tokens.models import SharedCounter, SharedMarker
 
 # Share of writes that also delete expired rows from the database store.
@@ -52,6 +54,12 @@ class SharedState(Protocol):
 
     def add_once(self, key: str, *, until: float, now: float) -> bool:
         """Record ``key`` until ``until``; false if it is recorded already (and still holds)."""
+
+    def lockouts_may_hold(self, *, now: float) -> bool:
+        """False only when the store knows, without reading a marker, that no lockout holds now."""
+
+    def raise_lockouts_until(self, until: float) -> None:
+        """Say that a lockout may hold until ``until``; called before the lockout's marker is set."""
 
 
 def _window(window: int, now: float) -> tuple[int, float]:
@@ -126,6 +134,23 @@ class DatabaseState:
         return bool(rows)
 
 
+    # The lockout horizon lives in the registry's version row, which the token path reads anyway
+    # (on SQLite, and on PostgreSQL without the change feed): while it lies in the past no
+    # lockout can hold, and the markers need no query of their own.  Raised before a marker is
+    # set, so a reader that misses the marker also missed the horizon only as it could miss a
+    # marker set a moment later.
+    def lockouts_may_hold(self, *, now: float) -> bool:
+        until = registry.lockouts_until()
+        return until is None or until > now
+
+    def raise_lockouts_until(self, until: float) -> None:
+        table = connection.ops.quote_name(RegistryState._meta.db_table)
+        self._execute(
+            f"UPDATE {table} SET lockouts_until = %s WHERE id = 1 AND lockouts_until < %s",  # noqa: S608
+            [until, until],
+        )
+
+
 class RedisState:
     """Redis keys under ``authserver:``, each operation one command (or one pipeline)."""
 
@@ -155,6 +180,12 @@ class RedisState:
 
     def add_once(self, key: str, *, until: float, now: float) -> bool:
         return bool(self.redis.set(f"authserver:once:{key}", b"1", nx=True, pxat=int(until * 1000)))
+
+    def lockouts_may_hold(self, *, now: float) -> bool:
+        return True  # one MGET of the markers is as cheap as any other read
+
+    def raise_lockouts_until(self, until: float) -> None:
+        pass
 
 
 class _Stores:
