@@ -56,7 +56,13 @@ API_KEY_MARKER = "asak_"
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
 # A certificate: PEM (plain or URL-encoded, as nginx forwards it) or base64 DER (RFC 9440's
 # Client-Cert, a JWK's x5c), which starts with the DER of a long SEQUENCE: "MII".
-CERTIFICATE_SHAPE = re.compile(r"-----BEGIN[ +]CERTIFICATE|-----BEGIN%20CERTIFICATE|MII[A-Za-z0-9+/]{60,}")
+# A PEM block is matched whole (to its END line, or to the end of the text), so that its report
+# redacts every line of it.
+CERTIFICATE_SHAPE = re.compile(
+    r"-----BEGIN(?: |%20|\+)CERTIFICATE-----(?:(?!-----END).)*(?:-----END(?: |%20|\+)CERTIFICATE-----)?"
+    r"|MII[A-Za-z0-9+/%]{60,}",
+    re.DOTALL,
+)
 # Recorded values are indexed by WINDOW-character slices every STRIDE characters, so a
 # log fragment of WINDOW + STRIDE - 1 characters or more of one of them is always found.
 WINDOW = 16
