@@ -49,8 +49,10 @@ def client_address(request: HttpRequest) -> IPAddress | None:
 def from_trusted_proxy(request: HttpRequest) -> bool:
     """Whether the direct peer is one of TRUSTED_PROXIES, whose forwarded headers are believed."""
     proxies = settings.TRUSTED_PROXIES
+    if not proxies:  # the usual case without a proxy: every token request asks, so ask nothing else
+        return False
     address = _parse(request.META.get("REMOTE_ADDR", ""))
-    return address is not None and bool(proxies) and _trusted(address, proxies)
+    return address is not None and _trusted(address, proxies)
 
 
 def address_allowed(address: IPAddress | None, allowed: Sequence[str]) -> bool:
