@@ -22,6 +22,8 @@ graceful_timeout = 20
 accesslog = os.environ.get("ACCESS_LOG", "-")
 # The access log never records query strings or headers that may carry credentials.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
+# gunicorn's logger, building only the atoms the access log format names (issue 17).
+logger_class = "authserver.accesslog.AccessLogger"
 # gunicorn's control socket lives at one fixed path per user, so two servers on one
 # machine (several nodes, tests, a benchmark beside a dev server) would collide.
 control_socket_disable = True
