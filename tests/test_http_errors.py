@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.contrib import admin
 from gunicorn.http.errors import (
     ConfigurationProblem,
     InvalidChunkSize,
@@ -233,6 +234,21 @@ def test_our_worker_serves_well_formed_requests_as_before(server: LiveServer) ->
     assert response.json()["token_type"] == "Bearer"
     assert server.log is not None
     assert "Using worker: authserver.workers.JsonErrorSyncWorker" in server.log.read_text()
+
+
+@pytest.mark.live
+def test_our_worker_sends_whole_responses_with_a_body_without_one_and_from_a_file(server: LiveServer) -> None:
+    # A response's header block leaves with its body (authserver.workers.HeadWithBody).
+    token = requests.post(f"{server.base_url}/oauth/token", data={"grant_type": "client_credentials"},
+                          auth=(server.client_id, server.client_secret), timeout=10)
+    head = requests.head(f"{server.base_url}/healthz", timeout=10)
+    static = requests.get(f"{server.base_url}/static/admin/css/base.css", timeout=10)
+
+    assert token.status_code == 200 and int(token.headers["Content-Length"]) == len(token.content)
+    assert token.json()["token_type"] == "Bearer"
+    assert head.status_code == 200 and head.content == b""
+    assert static.status_code == 200
+    assert static.content == (Path(admin.__file__).parent / "static" / "admin" / "css" / "base.css").read_bytes()
 
 
 @pytest.mark.live
