@@ -13,7 +13,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
     """Compact JSON with ``NO_STORE`` headers (and any ``headers`` given)."""
     response = HttpResponse(
-        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
+        json.dumps(body, separators=(",", ":")).encode(), status=status, content_type="application/json"
     )
     for name, value in {**NO_STORE, **(headers or {})}.items():
         response[name] = value

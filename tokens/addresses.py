@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -12,7 +13,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse(value: str) -> IPAddress | None:
+    # Cached: every token request parses its REMOTE_ADDR, mostly the same few (a proxy's, a
+    # load balancer's); addresses are immutable values.
     try:
         address = ipaddress.ip_address(value.strip().strip("[]"))
     except ValueError:

@@ -65,13 +65,13 @@ def check_not_locked_out(*, client_id: str | None, address: IPAddress | None) ->
     database, none while the registry's version row, read by the same request, says that no
     lockout can hold (``DatabaseState.lockouts_may_hold``).
     """
-    groups = {_lock_key(key): group for group, key, _ in _limits(client_id, address)}
-    if not groups:
-        return
     now = time.time()
     try:
         store = shared_state()
         if not store.lockouts_may_hold(now=now):
+            return  # and the markers' keys (two HMACs) need not even be made
+        groups = {_lock_key(key): group for group, key, _ in _limits(client_id, address)}
+        if not groups:
             return
         locked = store.marked(list(groups), now=now)
     except (DatabaseError, OSError, ConnectionError, RedisError) as error:
