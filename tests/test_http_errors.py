@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -249,6 +250,13 @@ def test_our_worker_sends_whole_responses_with_a_body_without_one_and_from_a_fil
     assert head.status_code == 200 and head.content == b""
     assert static.status_code == 200
     assert static.content == (Path(admin.__file__).parent / "static" / "admin" / "css" / "base.css").read_bytes()
+    # The log lines as before their records got cheaper (authserver.logging.configure):
+    # gunicorn's with the worker's pid, ours with the time to the millisecond.
+    assert server.log is not None
+    logged = server.log.read_text()
+    assert re.search(r"^\[[^]]+\] \[\d+\] \[INFO\] Booting worker with pid: \d+$", logged, re.MULTILINE)
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO authserver.tokens token issued client_id=",
+                     logged, re.MULTILINE)
 
 
 @pytest.mark.live
