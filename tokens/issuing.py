@@ -46,6 +46,11 @@ def _header_segment(algorithm: str, kid: str) -> bytes:
     return _b64url(json.dumps({"alg": algorithm, "typ": JWT_TYP, "kid": kid}, separators=(",", ":")).encode())
 
 
+# The signature schemes, made once: they hold no key and no state.
+_ES256 = ec.ECDSA(hashes.SHA256())
+_PKCS1V15, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
+
+
 def sign_compact(signer: LoadedKey, payload: bytes) -> str:
     """The JWS compact serialization (RFC 7515 §7.1) of ``payload`` under the signer's key.
 
@@ -57,10 +62,10 @@ def sign_compact(signer: LoadedKey, payload: bytes) -> str:
     signing_input = _header_segment(signer.algorithm, signer.kid) + b"." + _b64url(payload)
     key = signer.key.raw_value
     if isinstance(key, ec.EllipticCurvePrivateKey):  # ES256 (P-256)
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(key.sign(signing_input, _ES256))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     elif isinstance(key, rsa.RSAPrivateKey):  # RS256
-        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        signature = key.sign(signing_input, _PKCS1V15, _SHA256)
     elif isinstance(key, ed25519.Ed25519PrivateKey):  # EdDSA
         signature = key.sign(signing_input)
     else:
