@@ -3,17 +3,22 @@ chain, everything else on the full one (authserver.handlers)."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponseBase
+from rest_framework.request import Request
 
 from authserver.handlers import dispatching_application
 from tests.conftest import TOKEN_PATHS, basic
+from tokens.endpoints.base import OAuthEndpoint
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +109,46 @@ def test_the_lean_paths_are_the_urlconfs_oauth_routes():
 
     assert urls.lean_urlpatterns == oauth_urls.urlpatterns
     assert {pattern.name for pattern in urls.lean_urlpatterns} == {"token", "introspect", "revoke"}
+
+
+@pytest.fixture
+def cyclic_garbage() -> Iterator[list[Any]]:
+    """What the garbage collector finds unreachable, kept (``DEBUG_SAVEALL``), collected once
+    when the test asks; collection is off meanwhile so that nothing is freed unseen."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    found: list[Any] = []
+    try:
+        yield found
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+@pytest.mark.parametrize(("path", "body", "status"), [
+    ("/oauth/token", b"grant_type=client_credentials", 200),
+    ("/oauth/token", b"grant_type=password", 400),
+    ("/oauth/introspect", b"token=abc", 200),
+    ("/oauth/revoke", b"token=abc", 200),
+])
+def test_an_oauth_request_leaves_no_reference_cycle(
+    application, make_client, cyclic_garbage, path, body, status
+):
+    # Reference counting frees each request's objects as it ends; none waits for the garbage
+    # collector (DRF's Request keeps itself and the view in its parser_context until
+    # OAuthEndpoint.forget_parser_context drops it).
+    client, secret = make_client()
+    call(application, "POST", path, body, authorization=basic(client.client_id, secret))  # warm: snapshots, keys
+    gc.collect()
+    gc.garbage.clear()
+
+    for _ in range(5):
+        answered, _, _ = call(application, "POST", path, body, authorization=basic(client.client_id, secret))
+        assert answered == status
+    gc.collect()
+
+    # The test's own machinery (pytest, closures) may leave cycles of its own: look for the request's.
+    per_request = (OAuthEndpoint, Request, HttpRequest, HttpResponseBase)
+    assert [type(o).__qualname__ for o in gc.garbage if isinstance(o, per_request)] == []

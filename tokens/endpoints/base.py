@@ -96,6 +96,21 @@ class OAuthEndpoint(APIView):
         finally:
             endpoint = request.resolver_match.url_name if request.resolver_match else None
             metrics.record_request(endpoint or "", self.result, time.perf_counter() - started)
+            self.forget_parser_context()
+
+    def forget_parser_context(self) -> None:
+        """Drop what DRF's ``Request`` keeps in ``parser_context``: itself and this view.
+
+        That is a reference cycle per request (request -> context -> request, and view ->
+        request -> context -> view), which holds the request, the view, the response and
+        everything they reference until the garbage collector finds them: some 27 objects a
+        token, and a collection every 30 or so tokens (docs/performance.md, issue 17).  These
+        endpoints have no parsers, the context's only reader, and it is done with once the
+        response is made; without it, reference counting frees them all at once.
+        """
+        drf_request = getattr(self, "request", None)
+        if isinstance(drf_request, Request):
+            drf_request.parser_context = {}
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # DRF's own would also version, authenticate, check permissions and throttle:
