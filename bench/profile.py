@@ -44,10 +44,12 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("claims, grant, issuing", ("tokens/claims.py", "tokens/grant.py", "tokens/issuing.py", "tokens/keys.py",
                                 "tokens/dpop.py", "clients/usage.py")),
     ("OAuth view and errors", ("tokens/endpoints/", "tokens/errors.py", "authserver/responses.py")),
+    # Our gunicorn worker and access logger are gunicorn's part, written by us.
+    ("gunicorn (HTTP parsing, sockets, worker loop)", ("gunicorn/", "socket.py", "selectors.py",
+                                                       "authserver/workers.py", "authserver/accesslog.py")),
     ("authserver middleware and handlers", ("authserver/", "clients/", "tokens/")),
     ("DRF", ("rest_framework/",)),
     ("Django", ("django/",)),
-    ("gunicorn (HTTP parsing, sockets, worker loop)", ("gunicorn/", "socket.py", "selectors.py")),
     ("WSGI app (the trivial view)", ("bench/trivial",)),
 )
 OTHER = "other (interpreter, stdlib)"
