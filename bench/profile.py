@@ -9,12 +9,17 @@ client authentication.  Prints each part's share of the samples and its CPU per 
 worker's measured CPU per request times the share).
 
     .venv/bin/python -m bench.profile [--seconds 10] [--only authserver,trivial] [--keep DIR]
+    .venv/bin/python -m bench.profile --only authserver-postgres --postgres [URL]
+
+``authserver-postgres`` runs on a fresh database on the PostgreSQL server of ``--postgres``, as
+the benchmark's row of that name does; PostgreSQL's own CPU is not sampled (it is not a worker).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -23,8 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import servers
+from bench.cli import DEFAULT_POSTGRES
 from bench.load import RequestFiles, measure, run_wrk
-from bench.servers import ROOT
+from bench.servers import ROOT, Target
 
 CONCURRENCY = 8
 # (part, what a frame's file path or function contains), innermost match wins; checked in order.
@@ -79,13 +85,27 @@ def shares(raw: Sequence[Path]) -> dict[str, int]:
     return dict(counts)
 
 
-def profile(name: str, workdir: Path, seconds: float) -> tuple[dict[str, int], float, float]:
+NAMES = ("authserver", "trivial", "authserver-postgres")
+
+
+def _target(name: str, workdir: Path, postgres: str | None, stack: contextlib.ExitStack) -> Target:
+    if name == "authserver":
+        return servers.authserver_target(name=name, database_url=f"sqlite:///{workdir / 'authserver.sqlite3'}")
+    if name == "authserver-postgres":
+        url = stack.enter_context(servers.postgres_database(postgres or DEFAULT_POSTGRES))
+        return servers.authserver_target(name=name, database_url=url)
+    return servers.trivial_target()
+
+
+def profile(name: str, workdir: Path, seconds: float,
+            postgres: str | None = None) -> tuple[dict[str, int], float, float]:
     """Samples per part of ``name``'s workers under load, its req/s and its CPU ms per request."""
-    target = {
-        "authserver": lambda: servers.authserver_target(
-            name="authserver", database_url=f"sqlite:///{workdir / 'authserver.sqlite3'}"),
-        "trivial": servers.trivial_target,
-    }[name]()
+    with contextlib.ExitStack() as stack:
+        return _profile(_target(name, workdir, postgres, stack), workdir, seconds)
+
+
+def _profile(target: Target, workdir: Path, seconds: float) -> tuple[dict[str, int], float, float]:
+    name = target.name
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
@@ -115,11 +135,16 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--only", default="authserver,trivial")
     parser.add_argument("--keep", type=Path, default=None, help="keep the raw py-spy stacks in this folder")
+    parser.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, default=None, metavar="URL",
+                        help=f"the PostgreSQL server of authserver-postgres (default {DEFAULT_POSTGRES})")
     options = parser.parse_args(argv)
+    unknown = [name for name in options.only.split(",") if name not in NAMES]
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)} (choose from {', '.join(NAMES)})")
     workdir = options.keep or Path(tempfile.mkdtemp(prefix="authserver-profile-", dir=ROOT / ".local"))
     workdir.mkdir(parents=True, exist_ok=True)
     for name in options.only.split(","):
-        counts, rate, cpu_ms = profile(name, workdir, options.seconds)
+        counts, rate, cpu_ms = profile(name, workdir, options.seconds, options.postgres)
         total = sum(counts.values()) or 1
         print(f"\n{name}: {rate:,.0f} req/s at c={CONCURRENCY}, {cpu_ms:.2f} CPU ms/request, {total:,} samples")
         print(f"{'part':<48} {'share':>7} {'CPU µs/request':>15}")
