@@ -66,9 +66,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="send N token requests to a fresh authserver; report worker RSS growth after the first "
                              "--memory-baseline of them")
     parser.add_argument("--memory-baseline", type=int, default=50_000, metavar="N", help="default 50000")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="load every server N times, in turn (round 1 of each, then round 2, ...), and judge the "
+                             "goals on each figure's median over the rounds (default 1): on a noisy machine")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="raw results (default .local/bench-YYYYmmdd-HHMMSS.json)")
     options = parser.parse_args(argv)
+    if options.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if options.memory and options.memory <= options.memory_baseline:
         parser.error("--memory must be larger than --memory-baseline")
     only = options.only or []
@@ -243,35 +248,50 @@ def main(argv: list[str]) -> int:
     options = parse_args(argv)
     require_wrk()
     started = datetime.now()
-    runs: list[Run] = []
     memory: MemoryResult | None = None
     skipped: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="authserver-bench-") as tmp:
+    rounds: list[list[Run]] = [[] for _ in range(options.rounds)]
+    with tempfile.TemporaryDirectory(prefix="authserver-bench-") as tmp, ExitStack() as prepared:
         workdir = Path(tmp)
+        ready: list[tuple[Plan, Target, RequestFiles]] = []
         for plan in plans(options):
             say(f"{plan.name}: preparing ...")
             began = time.monotonic()
-            with ExitStack() as prepared:
-                try:
-                    target = prepared.enter_context(plan.prepare(workdir))
-                except servers.Unavailable as missing:
-                    say(f"{plan.name}: skipped: {missing}")
-                    skipped[plan.name] = str(missing)
-                    continue
-                requests = RequestFiles(target, workdir / f"{plan.name}-requests.lua")
-                say(f"{plan.name}: ready in {time.monotonic() - began:.1f} s, {len(target.credentials)} client(s), "
-                    f"{target.url}")
+            try:
+                target = prepared.enter_context(plan.prepare(workdir))
+            except servers.Unavailable as missing:
+                say(f"{plan.name}: skipped: {missing}")
+                skipped[plan.name] = str(missing)
+                continue
+            say(f"{plan.name}: ready in {time.monotonic() - began:.1f} s, {len(target.credentials)} client(s), "
+                f"{target.url}")
+            ready.append((plan, target, RequestFiles(target, workdir / f"{plan.name}-requests.lua")))
+        for number, round_runs in enumerate(rounds, start=1):
+            if options.rounds > 1:
+                say(f"round {number} of {options.rounds}")
+            suffix = f"-{number}" if options.rounds > 1 else ""
+            for plan, target, requests in ready:
                 if plan.load:
-                    with servers.serve(target, workdir / f"{plan.name}.log") as server:
-                        runs.extend(load_server(server, requests, options))
-                if plan.memory:
-                    say(f"{plan.name}: memory check on fresh workers, {options.memory:,} requests ...")
-                    with servers.serve(target, workdir / f"{plan.name}-memory.log") as server:
-                        memory = memory_check(server, requests, options)
+                    say(f"{plan.name}: loading ...")
+                    with servers.serve(target, workdir / f"{plan.name}{suffix}.log") as server:
+                        round_runs.extend(load_server(server, requests, options))
+        for plan, target, requests in ready:
+            if plan.memory:
+                say(f"{plan.name}: memory check on fresh workers, {options.memory:,} requests ...")
+                with servers.serve(target, workdir / f"{plan.name}-memory.log") as server:
+                    memory = memory_check(server, requests, options)
 
-    found = report.checks(runs, memory)
+    runs = [run for round_runs in rounds for run in round_runs]
+    judged = report.medians(runs)
+    found = report.checks(judged, memory)
     print()
-    print(report.table(runs))
+    if options.rounds > 1:
+        for number, round_runs in enumerate(rounds, start=1):
+            print(f"Round {number}:")
+            print(report.table(round_runs))
+            print()
+        print(f"Median of {options.rounds} rounds (errors summed):")
+    print(report.table(judged))
     for name, reason in skipped.items():
         print(f"{name}: skipped, {reason.splitlines()[0]}")
     warning = report.noise_warning(runs)
@@ -287,7 +307,9 @@ def main(argv: list[str]) -> int:
         "argv": argv,
         "options": {key: str(value) if isinstance(value, Path) else value for key, value in vars(options).items()},
         "host": host_info(),
-        "runs": [asdict(run) for run in runs],
+        "runs": [asdict(run) | {"round": number}
+                 for number, round_runs in enumerate(rounds, start=1) for run in round_runs],
+        "medians": [asdict(run) for run in judged] if options.rounds > 1 else None,
         "skipped": skipped,
         "memory": asdict(memory) if memory else None,
         "checks": [asdict(check) | {"verdict": check.verdict} for check in found],

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.load import Run
 
@@ -64,6 +65,45 @@ def table(runs: Sequence[Run]) -> str:
             f"{run.p99_ms:>9.2f}{run.errors:>8}{cpu:>12}{max(0.0, run.other_cpu_percent):>11.0f}%{rss:>14}"
         )
     return "\n".join(lines)
+
+
+def medians(runs: Sequence[Run]) -> list[Run]:
+    """One run for each server and concurrency of ``runs`` (several rounds of them), in the order
+    first seen: each rate, latency and CPU figure the median over the rounds, the requests and
+    errors summed (so a goal of zero errors holds over every round), the worker memory the last
+    round's.  A server measured once is left as it is."""
+    groups: dict[tuple[str, int], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.server, run.concurrency), []).append(run)
+    merged = []
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+
+        def median(field: str, group: list[Run] = group) -> float:
+            return float(statistics.median(getattr(run, field) for run in group))
+
+        def median_or_none(field: str, group: list[Run] = group) -> float | None:
+            values = [value for run in group if (value := getattr(run, field)) is not None]
+            return round(statistics.median(values), 3) if values else None
+
+        merged.append(replace(
+            group[0],
+            requests=sum(run.requests for run in group),
+            seconds=sum(run.seconds for run in group),
+            errors=sum(run.errors for run in group),
+            requests_per_second=median("requests_per_second"),
+            p50_ms=median("p50_ms"), p90_ms=median("p90_ms"), p99_ms=median("p99_ms"), max_ms=median("max_ms"),
+            cpu_ms_per_request=median_or_none("cpu_ms_per_request"),
+            wrk_cpu_ms_per_request=median_or_none("wrk_cpu_ms_per_request"),
+            machine_busy_percent=median("machine_busy_percent"),
+            other_cpu_percent=median("other_cpu_percent"),
+            worker_rss_mb=group[-1].worker_rss_mb,
+            # What the error summary quotes: a failing round's counts, if any failed.
+            wrk=next((run.wrk for run in group if run.errors), group[-1].wrk),
+        ))
+    return merged
 
 
 NOISY_PERCENT = 10.0
