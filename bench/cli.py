@@ -67,7 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "--memory-baseline of them")
     parser.add_argument("--memory-baseline", type=int, default=50_000, metavar="N", help="default 50000")
     parser.add_argument("--rounds", type=int, default=1, metavar="N",
-                        help="load every server N times, in turn (round 1 of each, then round 2, ...), and judge the "
+                        help="run every server N times, in turn (round 1 of each, then round 2, ...), and judge the "
                              "goals on each figure's median over the rounds (default 1): on a noisy machine")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="raw results (default .local/bench-YYYYmmdd-HHMMSS.json)")
@@ -251,35 +251,39 @@ def main(argv: list[str]) -> int:
     memory: MemoryResult | None = None
     skipped: dict[str, str] = {}
     rounds: list[list[Run]] = [[] for _ in range(options.rounds)]
-    with tempfile.TemporaryDirectory(prefix="authserver-bench-") as tmp, ExitStack() as prepared:
+    with tempfile.TemporaryDirectory(prefix="authserver-bench-") as tmp:
         workdir = Path(tmp)
-        ready: list[tuple[Plan, Target, RequestFiles]] = []
-        for plan in plans(options):
-            say(f"{plan.name}: preparing ...")
-            began = time.monotonic()
-            try:
-                target = prepared.enter_context(plan.prepare(workdir))
-            except servers.Unavailable as missing:
-                say(f"{plan.name}: skipped: {missing}")
-                skipped[plan.name] = str(missing)
-                continue
-            say(f"{plan.name}: ready in {time.monotonic() - began:.1f} s, {len(target.credentials)} client(s), "
-                f"{target.url}")
-            ready.append((plan, target, RequestFiles(target, workdir / f"{plan.name}-requests.lua")))
         for number, round_runs in enumerate(rounds, start=1):
+            # Each round prepares every server afresh, as one run does: credentials made when a
+            # server is prepared (a workload token, an access token to introspect) then never
+            # outlive their hour, however many rounds there are.
             if options.rounds > 1:
                 say(f"round {number} of {options.rounds}")
-            suffix = f"-{number}" if options.rounds > 1 else ""
-            for plan, target, requests in ready:
-                if plan.load:
-                    say(f"{plan.name}: loading ...")
-                    with servers.serve(target, workdir / f"{plan.name}{suffix}.log") as server:
-                        round_runs.extend(load_server(server, requests, options))
-        for plan, target, requests in ready:
-            if plan.memory:
-                say(f"{plan.name}: memory check on fresh workers, {options.memory:,} requests ...")
-                with servers.serve(target, workdir / f"{plan.name}-memory.log") as server:
-                    memory = memory_check(server, requests, options)
+            here = workdir / f"round-{number}" if options.rounds > 1 else workdir
+            here.mkdir(exist_ok=True)
+            for plan in plans(options):
+                memory_now = plan.memory and number == 1
+                if not plan.load and not memory_now:
+                    continue
+                say(f"{plan.name}: preparing ...")
+                began = time.monotonic()
+                with ExitStack() as prepared:
+                    try:
+                        target = prepared.enter_context(plan.prepare(here))
+                    except servers.Unavailable as missing:
+                        say(f"{plan.name}: skipped: {missing}")
+                        skipped[plan.name] = str(missing)
+                        continue
+                    requests = RequestFiles(target, here / f"{plan.name}-requests.lua")
+                    say(f"{plan.name}: ready in {time.monotonic() - began:.1f} s, {len(target.credentials)} "
+                        f"client(s), {target.url}")
+                    if plan.load:
+                        with servers.serve(target, here / f"{plan.name}.log") as server:
+                            round_runs.extend(load_server(server, requests, options))
+                    if memory_now:
+                        say(f"{plan.name}: memory check on fresh workers, {options.memory:,} requests ...")
+                        with servers.serve(target, here / f"{plan.name}-memory.log") as server:
+                            memory = memory_check(server, requests, options)
 
     runs = [run for round_runs in rounds for run in round_runs]
     judged = report.medians(runs)

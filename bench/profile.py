@@ -92,7 +92,9 @@ def _target(name: str, workdir: Path, postgres: str | None, stack: contextlib.Ex
     if name == "authserver":
         return servers.authserver_target(name=name, database_url=f"sqlite:///{workdir / 'authserver.sqlite3'}")
     if name == "authserver-postgres":
-        url = stack.enter_context(servers.postgres_database(postgres or DEFAULT_POSTGRES))
+        if postgres is None:
+            raise ValueError("authserver-postgres needs a PostgreSQL server URL")
+        url = stack.enter_context(servers.postgres_database(postgres))
         return servers.authserver_target(name=name, database_url=url)
     return servers.trivial_target()
 
@@ -141,6 +143,8 @@ def main(argv: Sequence[str]) -> int:
     unknown = [name for name in options.only.split(",") if name not in NAMES]
     if unknown:
         parser.error(f"--only: unknown {', '.join(unknown)} (choose from {', '.join(NAMES)})")
+    if "authserver-postgres" in options.only.split(",") and not options.postgres:
+        parser.error("--only authserver-postgres needs --postgres")
     workdir = options.keep or Path(tempfile.mkdtemp(prefix="authserver-profile-", dir=ROOT / ".local"))
     workdir.mkdir(parents=True, exist_ok=True)
     for name in options.only.split(","):

@@ -111,8 +111,12 @@ NOISY_PERCENT = 10.0
 
 def noise_warning(runs: Sequence[Run]) -> str | None:
     """A warning when other processes took a real share of the CPUs during some runs."""
-    noisy = [f"{r.server} c={r.concurrency} ({r.other_cpu_percent:.0f} %)" for r in runs
-             if r.other_cpu_percent > NOISY_PERCENT]
+    # One entry per server and concurrency, naming each noisy round's share (--rounds).
+    shares: dict[str, list[str]] = {}
+    for r in runs:
+        if r.other_cpu_percent > NOISY_PERCENT:
+            shares.setdefault(f"{r.server} c={r.concurrency}", []).append(f"{r.other_cpu_percent:.0f} %")
+    noisy = [f"{name} ({', '.join(found)})" for name, found in shares.items()]
     if not noisy:
         return None
     note = " (PostgreSQL's own CPU counts as others)" if any("postgres" in item for item in noisy) else ""

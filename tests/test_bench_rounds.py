@@ -41,7 +41,8 @@ def test_each_figure_is_its_median_over_the_rounds_and_the_counts_add_up() -> No
     assert (merged.server, merged.concurrency) == ("authserver", 8)
     assert merged.requests_per_second == 1344
     assert merged.cpu_ms_per_request == 1.34
-    assert merged.p99_ms == 8.5
+    assert (merged.p50_ms, merged.p90_ms, merged.p99_ms, merged.max_ms) == (4.25, 8.5 * 0.8, 8.5, 17.0)
+    assert merged.errors == 0
     assert merged.requests == sum(r.requests for r in rounds)
     assert merged.seconds == 30.0
 
@@ -79,7 +80,24 @@ def test_a_missing_cpu_figure_is_left_out_of_its_median() -> None:
     (merged,) = report.medians(runs)
 
     assert merged.cpu_ms_per_request == 0.85
-    assert report.medians([replace(runs[0])]) == [runs[0]]  # one round: the run as measured
+    assert merged.requests_per_second == 2000
+
+
+def test_a_noisy_server_is_named_once_with_each_noisy_rounds_share() -> None:
+    runs = [replace(run("authserver-postgres", 900), other_cpu_percent=share) for share in (12.0, 4.0, 13.0)]
+
+    warning = report.noise_warning([run("authserver", 1400), *runs])
+
+    assert warning is not None
+    assert "during: authserver-postgres c=8 (12 %, 13 %); those figures" in warning
+    assert "PostgreSQL's own CPU counts as others" in warning
+    assert report.noise_warning([run("authserver", 1400), runs[1]]) is None
+
+
+def test_one_round_leaves_each_run_as_measured() -> None:
+    runs = [run("authserver", 1400), run("trivial", 2000), run("authserver", 1300, concurrency=32)]
+
+    assert report.medians(runs) == runs
 
 
 @pytest.mark.live
@@ -103,5 +121,7 @@ def test_the_bench_loads_each_server_once_a_round_and_reports_the_medians(tmp_pa
     assert median["requests"] == sum(r["requests"] for r in result["runs"])
     assert [line for line in done.stdout.splitlines() if line.startswith(("Round ", "Median of"))] == [
         "Round 1:", "Round 2:", "Round 3:", "Median of 3 rounds (errors summed):"]
-    assert [line for line in done.stderr.splitlines() if line.startswith("round ")] == [
-        "round 1 of 3", "round 2 of 3", "round 3 of 3"]
+    # Each round prepares and loads the server afresh, as one run does.
+    assert [line for line in done.stderr.splitlines() if line.startswith(("round ", "trivial: preparing"))] == [
+        "round 1 of 3", "trivial: preparing ...", "round 2 of 3", "trivial: preparing ...",
+        "round 3 of 3", "trivial: preparing ..."]
