@@ -133,7 +133,6 @@ class DatabaseState:
         self._maybe_prune(now)
         return bool(rows)
 
-
     # The lockout horizon lives in the registry's version row, which the token path reads anyway
     # (on SQLite, and on PostgreSQL without the change feed): while it lies in the past no
     # lockout can hold, and the markers need no query of their own.  Raised before a marker is
