@@ -194,13 +194,17 @@ def checks(runs: Sequence[Run], memory: MemoryResult | None) -> list[Check]:
     return found
 
 
+def _issue_17_label(server: str) -> str:
+    return "issue 17" if server == "authserver" else "issue 17 (PostgreSQL)"
+
+
 def issue_17_checks(runs: Sequence[Run], server: str = "authserver") -> list[Check]:
     """Issue 17's goals for the secret path, above the floor the goals before them keep (55 % of
     the trivial view, p99 10 ms): as fast as node-oidc-provider issuing the same JWT access token
     (RS256, the same scope), three quarters of the trivial view, and p99 within 5 ms.  ``server``
     is ``authserver`` (SQLite) or ``authserver-postgres``: the issue asks both."""
     c8 = _find(runs, server, REFERENCE_CONCURRENCY)
-    label = "issue 17" if server == "authserver" else "issue 17 (PostgreSQL)"
+    label = _issue_17_label(server)
     return [
         node_oidc_provider_check(runs, server),
         _ratio_check(runs, f"{label}: {server} / trivial Django >= 75 %", server, "trivial",
@@ -213,8 +217,7 @@ def issue_17_checks(runs: Sequence[Run], server: str = "authserver") -> list[Che
 def node_oidc_provider_check(runs: Sequence[Run], server: str = "authserver") -> Check:
     """``server`` against node-oidc-provider 9 (client_secret_basic, an RS256 JWT access token,
     no store) in the same run, both answering every request at c=8."""
-    label = "issue 17" if server == "authserver" else "issue 17 (PostgreSQL)"
-    goal = f"{label}: {server} / node-oidc-provider >= 1.0x, 0 errors"
+    goal = f"{_issue_17_label(server)}: {server} / node-oidc-provider >= 1.0x, 0 errors"
     ratio = _ratio_check(runs, goal, server, "node-oidc-provider", lambda r: r >= 1.0, lambda r: f"{r:.2f}x")
     if ratio.passed is None:
         return ratio
